@@ -1,0 +1,81 @@
+//! The floating-point types the crate computes in.
+
+use nalgebra::RealField;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// `f32` or `f64`: the one bound generic user code needs.
+///
+/// It extends nalgebra's [`RealField`] (so `DMatrix<T>` arithmetic works)
+/// with lossless conversion to `f64` and the tags used by checkpoints. The
+/// trait is sealed: only `f32` and `f64` implement it.
+///
+/// ```
+/// use ntk_momentum::{Float, GradientDescent, Optimizer};
+///
+/// fn descend<T: Float>(x: &mut Vec<T>) -> Result<(), ntk_momentum::Error> {
+///     let mut gd = GradientDescent::new(0.5)?;
+///     let grad = x.clone(); // gradient of |x|^2 / 2
+///     gd.step(x, &grad)
+/// }
+/// let mut x = vec![2.0f32, -4.0];
+/// descend(&mut x).unwrap();
+/// assert_eq!(x, vec![1.0, -2.0]);
+/// ```
+pub trait Float:
+    RealField + Copy + Send + Sync + std::fmt::Display + std::fmt::LowerExp + sealed::Sealed + 'static
+{
+    /// `"f32"` or `"f64"`.
+    const NAME: &'static str;
+    /// The safetensors dtype tag.
+    const SAFETENSORS_DTYPE: safetensors::Dtype;
+    /// Size in bytes.
+    const BYTES: usize;
+    /// Conversion from `f64` (rounds to nearest for `f32`).
+    fn cast(x: f64) -> Self;
+    /// Lossless conversion to `f64`.
+    fn to_f64(self) -> f64;
+    /// Whether the value is neither NaN nor infinite.
+    fn finite(self) -> bool;
+    /// Appends the little-endian bytes.
+    fn extend_le_bytes(self, out: &mut Vec<u8>);
+    /// Reads from exactly [`Float::BYTES`] little-endian bytes.
+    fn from_le_slice(bytes: &[u8]) -> Self;
+}
+
+macro_rules! impl_float {
+    ($t:ty, $name:literal, $dtype:ident) => {
+        impl Float for $t {
+            const NAME: &'static str = $name;
+            const SAFETENSORS_DTYPE: safetensors::Dtype = safetensors::Dtype::$dtype;
+            const BYTES: usize = std::mem::size_of::<$t>();
+            #[inline]
+            fn cast(x: f64) -> Self {
+                x as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn finite(self) -> bool {
+                self.is_finite()
+            }
+            fn extend_le_bytes(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn from_le_slice(bytes: &[u8]) -> Self {
+                let mut a = [0u8; std::mem::size_of::<$t>()];
+                a.copy_from_slice(bytes);
+                <$t>::from_le_bytes(a)
+            }
+        }
+    };
+}
+
+impl_float!(f32, "f32", F32);
+impl_float!(f64, "f64", F64);

@@ -1,0 +1,94 @@
+use super::{check_lr, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters};
+use crate::{Float, Result};
+
+/// Polyak's heavy-ball method.
+///
+/// ```text
+/// θ_{t+1} = θ_t − η g_t + β (θ_t − θ_{t−1}),     θ_{−1} = θ_0
+/// ```
+///
+/// implemented with the velocity v_t = θ_t − θ_{t−1} (v_0 = 0):
+/// `v ← β v − η g;  θ ← θ + v`. The state buffer `"velocity"` holds v_t.
+///
+/// **Equivalence.** With b_t = β b_{t−1} + g_t (b_{−1} = 0) one has
+/// v_{t+1} = −η b_t, so the iterates are those of PyTorch's
+/// `SGD(lr=η, momentum=β, dampening=0, nesterov=False)` and of Optax's
+/// `sgd(η, momentum=β)`.
+///
+/// # Examples
+/// ```
+/// use ntk_momentum::{HeavyBall, Optimizer};
+/// use nalgebra::DVector;
+///
+/// // Minimise f(x) = |x|^2 / 2, whose gradient is x.
+/// let mut hb = HeavyBall::new(0.5, 0.5)?;
+/// let mut x = DVector::from_vec(vec![1.0_f64, -1.0]);
+/// for _ in 0..100 {
+///     let g = x.clone();
+///     hb.step(&mut x, &g)?;
+/// }
+/// assert!(x.norm() < 1e-10);
+/// # Ok::<(), ntk_momentum::Error>(())
+/// ```
+///
+/// # References
+/// B. T. Polyak, "Some methods of speeding up the convergence of iteration
+/// methods", USSR Comput. Math. Math. Phys. 4(5), 1964. For the NTK setting:
+/// Wang, Lin, Abernethy, arXiv:2010.01618.
+#[derive(Clone, Debug)]
+pub struct HeavyBall<T = f64> {
+    lr: f64,
+    momentum: f64,
+    core: Core<T>,
+}
+
+impl<T: Float> HeavyBall<T> {
+    /// Heavy ball with step size `lr` (η) and momentum `momentum` (β).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 and
+    /// `momentum` is in [0, 1).
+    pub fn new(lr: f64, momentum: f64) -> Result<Self> {
+        Ok(HeavyBall {
+            lr: check_lr(lr)?,
+            momentum: check_momentum(momentum)?,
+            core: Core::new(&["velocity"]),
+        })
+    }
+
+    /// The step size η.
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// The momentum β.
+    pub fn momentum(&self) -> f64 {
+        self.momentum
+    }
+
+    fn hyperparameters(&self) -> [(&'static str, f64); 2] {
+        [("lr", self.lr), ("momentum", self.momentum)]
+    }
+}
+
+impl<P: Parameters> Optimizer<P> for HeavyBall<P::Scalar> {
+    fn step(&mut self, params: &mut P, grad: &P) -> Result<()> {
+        let eta = P::Scalar::cast(self.lr);
+        let beta = P::Scalar::cast(self.momentum);
+        let [velocity] = self.core.begin_step(params, grad)? else {
+            unreachable!("heavy ball has one buffer")
+        };
+        for ((p, &g), v) in params
+            .as_mut_slice()
+            .iter_mut()
+            .zip(grad.as_slice())
+            .zip(velocity.iter_mut())
+        {
+            // v_{t+1} = β v_t − η g_t;  θ_{t+1} = θ_t + v_{t+1}
+            *v = beta * *v - eta * g;
+            *p += *v;
+        }
+        Ok(())
+    }
+    optimizer_bookkeeping!("heavy_ball");
+}

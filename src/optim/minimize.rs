@@ -1,0 +1,195 @@
+use std::time::Instant;
+
+use super::{first_non_finite, Optimizer, Parameters};
+use crate::train::History;
+use crate::{Error, Float, Result};
+
+/// Stopping rules for [`minimize`].
+///
+/// Defaults: 1,000 iterations, no gradient tolerance, no target value, and
+/// divergence only on a non-finite value or gradient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MinimizeOptions {
+    max_iters: usize,
+    grad_tol: Option<f64>,
+    target_value: Option<f64>,
+    divergence_threshold: Option<f64>,
+}
+
+impl Default for MinimizeOptions {
+    fn default() -> Self {
+        MinimizeOptions {
+            max_iters: 1000,
+            grad_tol: None,
+            target_value: None,
+            divergence_threshold: None,
+        }
+    }
+}
+
+impl MinimizeOptions {
+    /// Stop after this many optimizer steps.
+    pub fn max_iters(mut self, n: usize) -> Self {
+        self.max_iters = n;
+        self
+    }
+    /// Stop once the Euclidean norm of the gradient is at most `tol`.
+    pub fn grad_tol(mut self, tol: f64) -> Self {
+        self.grad_tol = Some(tol);
+        self
+    }
+    /// Stop once the objective is at most `value`.
+    pub fn target_value(mut self, value: f64) -> Self {
+        self.target_value = Some(value);
+        self
+    }
+    /// Treat an objective value above `threshold` as divergence.
+    pub fn divergence_threshold(mut self, threshold: f64) -> Self {
+        self.divergence_threshold = Some(threshold);
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        let positive = |name: &'static str, v: Option<f64>| match v {
+            Some(v) if !(v.is_finite() && v >= 0.0) => Err(Error::invalid(name, v, "a finite number >= 0")),
+            _ => Ok(()),
+        };
+        positive("grad_tol", self.grad_tol)?;
+        if let Some(v) = self.target_value.filter(|v| v.is_nan()) {
+            return Err(Error::invalid("target_value", v, "a number (not NaN)"));
+        }
+        if let Some(v) = self.divergence_threshold.filter(|v| v.is_nan()) {
+            return Err(Error::invalid("divergence_threshold", v, "a number (not NaN)"));
+        }
+        Ok(())
+    }
+}
+
+/// Why [`minimize`] stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The iteration budget was used up.
+    MaxIterations,
+    /// The gradient norm reached the tolerance.
+    GradientTolerance,
+    /// The objective reached the target value.
+    TargetValue,
+}
+
+/// The outcome of [`minimize`]; the final parameters are left in the
+/// caller's container.
+#[derive(Clone, Debug)]
+pub struct MinimizeReport {
+    /// Objective value at every evaluated iterate; entry 0 is at the start.
+    pub values: Vec<f64>,
+    /// Gradient norm at every evaluated iterate.
+    pub grad_norms: Vec<f64>,
+    /// Number of optimizer steps taken.
+    pub iterations: usize,
+    /// Which rule stopped the run.
+    pub stop: StopReason,
+}
+
+/// Minimises `objective` from `params` with `optimizer`.
+///
+/// `objective(θ)` returns the value f(θ) and the gradient ∇f(θ). Each
+/// iteration evaluates it at the current θ_t, checks the stopping rules in
+/// the order divergence, gradient tolerance, target value, iteration budget,
+/// and otherwise takes one optimizer step.
+///
+/// # Errors
+/// Invalid options; any error of [`Optimizer::step`] (gradient of the wrong
+/// shape, ...); and [`Error::Diverged`] when the value or gradient is not
+/// finite or the value exceeds the divergence threshold. Then `params` holds
+/// the last iterate whose value was finite and below the threshold, and the
+/// error carries the values so far as [`History::losses`].
+///
+/// # Examples
+/// Nesterov on the Rosenbrock function:
+/// ```
+/// use ntk_momentum::{minimize, MinimizeOptions, Nesterov, StopReason};
+///
+/// let rosenbrock = |p: &Vec<f64>| {
+///     let (x, y) = (p[0], p[1]);
+///     let value = (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2);
+///     let grad = vec![-2.0 * (1.0 - x) - 400.0 * x * (y - x * x), 200.0 * (y - x * x)];
+///     (value, grad)
+/// };
+/// let mut nag = Nesterov::new(1e-3, 0.9)?;
+/// let mut p = vec![-1.2, 1.0];
+/// let options = MinimizeOptions::default().max_iters(20_000).grad_tol(1e-8);
+/// let report = minimize(&mut nag, &mut p, rosenbrock, &options)?;
+/// assert_eq!(report.stop, StopReason::GradientTolerance);
+/// assert!((p[0] - 1.0).abs() < 1e-6 && (p[1] - 1.0).abs() < 1e-6);
+/// # Ok::<(), ntk_momentum::Error>(())
+/// ```
+pub fn minimize<P, O, F>(
+    optimizer: &mut O,
+    params: &mut P,
+    mut objective: F,
+    options: &MinimizeOptions,
+) -> Result<MinimizeReport>
+where
+    P: Parameters + Clone,
+    O: Optimizer<P> + ?Sized,
+    F: FnMut(&P) -> (P::Scalar, P),
+{
+    options.validate()?;
+    let start = Instant::now();
+    let mut history = History::default();
+    let mut grad_norms = Vec::new();
+    let mut last_good = params.clone();
+    let mut iterations = 0;
+    loop {
+        let (value, grad) = objective(params);
+        let value = value.to_f64();
+        let grad_norm = grad
+            .as_slice()
+            .iter()
+            .map(|g| g.to_f64() * g.to_f64())
+            .sum::<f64>()
+            .sqrt();
+        history.push_loss(value, start.elapsed().as_secs_f64());
+        grad_norms.push(grad_norm);
+        let reason = if !value.is_finite() {
+            Some("non-finite objective value".to_string())
+        } else if first_non_finite(grad.as_slice()).is_some() {
+            Some("non-finite gradient".to_string())
+        } else {
+            options
+                .divergence_threshold
+                .filter(|&t| value > t)
+                .map(|t| format!("value above the divergence threshold {t:e}"))
+        };
+        if let Some(reason) = reason {
+            params.as_mut_slice().copy_from_slice(last_good.as_slice());
+            return Err(Error::Diverged {
+                step: iterations,
+                loss: value,
+                reason,
+                history: Box::new(history),
+            });
+        }
+        let stop = if options.grad_tol.is_some_and(|tol| grad_norm <= tol) {
+            Some(StopReason::GradientTolerance)
+        } else if options.target_value.is_some_and(|t| value <= t) {
+            Some(StopReason::TargetValue)
+        } else if iterations >= options.max_iters {
+            Some(StopReason::MaxIterations)
+        } else {
+            None
+        };
+        if let Some(stop) = stop {
+            return Ok(MinimizeReport {
+                values: history.losses().to_vec(),
+                grad_norms,
+                iterations,
+                stop,
+            });
+        }
+        last_good.as_mut_slice().copy_from_slice(params.as_slice());
+        optimizer.step(params, &grad)?;
+        iterations += 1;
+    }
+}

@@ -1,0 +1,87 @@
+/// Diagnostics of how far a run is from the NTK (lazy) regime, recorded at
+/// the training loop's diagnostics cadence (DESIGN section 3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostics {
+    /// The step at which they were measured (0 = initialization).
+    pub step: usize,
+    /// Weight excursion ‖W_t − W_0‖_F.
+    pub weight_distance: f64,
+    /// Largest neuron excursion max_r ‖w_r(t) − w_r(0)‖.
+    pub max_neuron_distance: f64,
+    /// Fraction of the n·m ReLU activations 1[w_r·x_i > 0] that differ from
+    /// those at initialization.
+    pub activation_flip_fraction: f64,
+    /// NTK drift ‖H(W_t) − H(W_0)‖_F / ‖H(W_0)‖_F (`None` when the Gram
+    /// matrix was not tracked).
+    pub ntk_drift: Option<f64>,
+}
+
+/// What a run recorded: the full-batch loss before the first step and after
+/// every step, the wall-clock time of each, and diagnostics at a cadence.
+///
+/// Losses are stored as `f64` whatever the model's float type (an `f32` loss
+/// converts exactly), so the crate's one [`crate::Error`] can carry a history
+/// when a run diverges.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    losses: Vec<f64>,
+    elapsed: Vec<f64>,
+    diagnostics: Vec<Diagnostics>,
+}
+
+impl History {
+    /// Loss per step; entry 0 is the loss before the first step, entry t the
+    /// loss after t steps.
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+
+    /// Seconds since the start of the run at which each loss was recorded.
+    pub fn elapsed(&self) -> &[f64] {
+        &self.elapsed
+    }
+
+    /// Diagnostics in step order.
+    pub fn diagnostics(&self) -> &[Diagnostics] {
+        &self.diagnostics
+    }
+
+    /// Number of steps taken (one less than the number of losses).
+    pub fn steps(&self) -> usize {
+        self.losses.len().saturating_sub(1)
+    }
+
+    /// The last recorded loss.
+    pub fn final_loss(&self) -> Option<f64> {
+        self.losses.last().copied()
+    }
+
+    /// The first step at which the loss is at most `fraction` times the
+    /// initial loss, if any.
+    pub fn steps_to_fraction(&self, fraction: f64) -> Option<usize> {
+        let l0 = *self.losses.first()?;
+        self.losses.iter().position(|&l| l <= fraction * l0)
+    }
+
+    pub(crate) fn push_loss(&mut self, loss: f64, elapsed: f64) {
+        self.losses.push(loss);
+        self.elapsed.push(elapsed);
+    }
+
+    pub(crate) fn push_diagnostics(&mut self, d: Diagnostics) {
+        self.diagnostics.push(d);
+    }
+
+    /// Builds a history from recorded parts (used by checkpoints).
+    pub(crate) fn from_parts(losses: Vec<f64>, elapsed: Vec<f64>, diagnostics: Vec<Diagnostics>) -> Self {
+        History {
+            losses,
+            elapsed,
+            diagnostics,
+        }
+    }
+
+    pub(crate) fn truncate_diagnostics_after(&mut self, step: usize) {
+        self.diagnostics.retain(|d| d.step <= step);
+    }
+}

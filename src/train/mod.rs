@@ -1,0 +1,5 @@
+//! The full-batch training loop.
+
+mod history;
+
+pub use history::{Diagnostics, History};
