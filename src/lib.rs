@@ -21,9 +21,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod data;
 mod error;
 mod float;
 pub mod optim;
+pub mod theory;
 pub mod train;
 
 pub use error::{Error, Result};

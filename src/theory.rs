@@ -1,0 +1,1 @@
+//! Predicted convergence rates of GD, HB and NAG from the NTK spectrum.
