@@ -24,12 +24,17 @@
 pub mod data;
 mod error;
 mod float;
+mod linalg;
+pub mod model;
+pub mod ntk;
 pub mod optim;
 pub mod theory;
 pub mod train;
 
 pub use error::{Error, Result};
 pub use float::Float;
+pub use linalg::{gemm_threads, set_gemm_threads};
+pub use model::TwoLayerReLU;
 pub use optim::{
     minimize, GradientDescent, HeavyBall, MinimizeOptions, MinimizeReport, Nesterov, Optimizer, OptimizerState,
     Parameters, StopReason,

@@ -1,0 +1,207 @@
+//! The dense products behind the model: one strided GEMM entry point over
+//! nalgebra's column-major storage, and the GEMM thread count.
+//!
+//! All large products of the crate go through [`gemm`], which calls the
+//! `gemm` crate (runtime-dispatched AVX2/AVX-512 kernels, multi-threaded with
+//! rayon). Transposes are expressed through strides, so no operand is
+//! copied. The thread count splits the output, never the inner dimension:
+//! results are bit-identical for any number of threads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nalgebra::DMatrix;
+
+use crate::Float;
+
+static GEMM_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the number of threads the large matrix products use (`0` restores
+/// the default: all available cores). Results do not depend on it.
+pub fn set_gemm_threads(threads: usize) {
+    GEMM_THREADS.store(threads, Ordering::Relaxed);
+}
+
+/// The number of threads the large matrix products use.
+pub fn gemm_threads() -> usize {
+    match GEMM_THREADS.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    }
+}
+
+/// A read-only matrix operand: a column-major nalgebra matrix, optionally
+/// transposed (by swapping strides).
+#[derive(Clone, Copy)]
+pub(crate) struct Operand<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a, T> Operand<'a, T> {
+    /// `a` as stored.
+    pub(crate) fn n(a: &'a DMatrix<T>) -> Self {
+        Operand {
+            data: a.as_slice(),
+            rows: a.nrows(),
+            cols: a.ncols(),
+            row_stride: 1,
+            col_stride: a.nrows() as isize,
+        }
+    }
+    /// `aᵀ`.
+    pub(crate) fn t(a: &'a DMatrix<T>) -> Self {
+        Operand {
+            data: a.as_slice(),
+            rows: a.ncols(),
+            cols: a.nrows(),
+            row_stride: a.nrows() as isize,
+            col_stride: 1,
+        }
+    }
+}
+
+impl<T> Operand<'_, T> {
+    /// Columns `j0..j1` of this operand.
+    fn columns(self, j0: usize, j1: usize) -> Self {
+        let start = if j0 < self.cols {
+            j0 * self.col_stride as usize
+        } else {
+            0
+        };
+        Operand {
+            data: &self.data[start..],
+            cols: j1 - j0,
+            ..self
+        }
+    }
+    /// The transpose of this operand.
+    fn transposed(self) -> Self {
+        Operand {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// `c ← alpha·c + beta·(a b)` (with `alpha` ignored and `c` overwritten when
+/// `accumulate` is false).
+///
+/// # Panics
+/// On inconsistent shapes: callers validate user input before this point,
+/// so a panic here is a bug in the crate.
+pub(crate) fn gemm<T: Float>(
+    c: &mut DMatrix<T>,
+    accumulate: bool,
+    alpha: T,
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    beta: T,
+) {
+    assert!(
+        a.cols == b.rows && c.nrows() == a.rows && c.ncols() == b.cols,
+        "gemm shapes: ({} x {}) * ({} x {}) into {} x {}",
+        a.rows,
+        a.cols,
+        b.rows,
+        b.cols,
+        c.nrows(),
+        c.ncols()
+    );
+    let ld = c.nrows();
+    raw_gemm(c.as_mut_slice(), ld, accumulate, alpha, a, b, beta);
+}
+
+/// The product into the column-major block that starts at `dst[0]` with
+/// leading dimension `ld`.
+fn raw_gemm<T: Float>(
+    dst: &mut [T],
+    ld: usize,
+    accumulate: bool,
+    alpha: T,
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    beta: T,
+) {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // The block's last entry must lie inside `dst`; operands were built from
+    // whole matrices, so their extents lie inside their slices.
+    assert!(
+        m <= ld && (n - 1) * ld + m <= dst.len(),
+        "gemm destination out of bounds"
+    );
+    let threads = gemm_threads();
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the destination block and both operands lie inside their
+    // slices (asserted above / by construction); `dst` is exclusively
+    // borrowed, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            ld as isize,
+            1,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride,
+            a.row_stride,
+            b.data.as_ptr(),
+            b.col_stride,
+            b.row_stride,
+            alpha,
+            beta,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `out ← aᵀ a`, the Gram matrix of the columns of `a` (k x n), computed
+/// block-column by block-column on the lower triangle and mirrored: about
+/// 5/8 of the flops of a full product, like BLAS `syrk`.
+pub(crate) fn gram_of_columns<T: Float>(a: Operand<'_, T>, out: &mut DMatrix<T>) {
+    let n = a.cols;
+    assert!(out.nrows() == n && out.ncols() == n, "gram output must be {n} x {n}");
+    // Four block columns: the lower triangle costs (1/2 + 1/8) of the full product.
+    let block = n.div_ceil(4).max(128);
+    let mut j0 = 0;
+    while j0 < n {
+        let j1 = (j0 + block).min(n);
+        // out[j0.., j0..j1] = a[:, j0..]ᵀ a[:, j0..j1]
+        let lhs = a.columns(j0, n).transposed();
+        let rhs = a.columns(j0, j1);
+        let start = j0 + j0 * n;
+        raw_gemm(
+            &mut out.as_mut_slice()[start..],
+            n,
+            false,
+            T::zero(),
+            lhs,
+            rhs,
+            T::one(),
+        );
+        j0 = j1;
+    }
+    // Mirror the lower triangle into the upper one.
+    for j in 0..n {
+        for i in 0..j {
+            out[(i, j)] = out[(j, i)];
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The neural tangent kernel: its infinite-width limit and spectra.
+//!
+//! For the network of [`crate::TwoLayerReLU`] the empirical kernel is
+//! `H(W) = (X Xᵀ) ∘ (S Sᵀ) / m` ([`crate::TwoLayerReLU::ntk_gram`]). Its
+//! expectation over `w ~ N(0, I)` — the infinite-width limit — has the closed
+//! form
+//!
+//! ```text
+//! H∞_ij = x_i · x_j (π − θ_ij) / (2π),     θ_ij = arccos( x_i · x_j / (‖x_i‖ ‖x_j‖) )
+//! ```
+//!
+//! (the probability that a random hyperplane through 0 puts x_i and x_j on
+//! the same positive side is (π − θ_ij)/(2π)). Its least eigenvalue
+//! `λ_0 = λ_min(H∞)` is positive when no two inputs are parallel, and the
+//! convergence rates of [`crate::theory`] are functions of the spectrum of
+//! `H` or `H∞`. As m grows, `H(W_0) → H∞` entrywise at rate O(1/√m).
+
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
+
+use crate::linalg::{gram_of_columns, Operand};
+use crate::model::check_finite_matrix;
+use crate::{Error, Float, Result};
+
+/// The infinite-width NTK Gram matrix `H∞` (n × n) of the rows of `x`
+/// (n × d), for any input norms (a zero row gives a zero row and column).
+///
+/// Its diagonal is `‖x_i‖² / 2`.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] for an empty `x`, [`Error::NonFinite`] for NaN
+/// or infinite entries.
+///
+/// # Examples
+/// ```
+/// use nalgebra::DMatrix;
+/// use ntk_momentum::ntk::infinite_width_gram;
+///
+/// // Two orthogonal unit vectors: θ = π/2, so H∞_01 = 0.
+/// let x = DMatrix::from_row_slice(2, 2, &[1.0_f64, 0.0, 0.0, 1.0]);
+/// let h = infinite_width_gram(&x)?;
+/// assert_eq!(h[(0, 0)], 0.5);
+/// assert_eq!(h[(0, 1)], 0.0);
+/// # Ok::<(), ntk_momentum::Error>(())
+/// ```
+pub fn infinite_width_gram<T: Float>(x: &DMatrix<T>) -> Result<DMatrix<T>> {
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(Error::shape(
+            "x",
+            "n x d with n, d >= 1",
+            format!("{} x {}", x.nrows(), x.ncols()),
+        ));
+    }
+    check_finite_matrix("x", x)?;
+    let n = x.nrows();
+    let mut k = DMatrix::zeros(n, n);
+    gram_of_columns(Operand::t(x), &mut k);
+    let norms: Vec<f64> = (0..n).map(|i| k[(i, i)].to_f64().sqrt()).collect();
+    let pi = std::f64::consts::PI;
+    Ok(DMatrix::from_fn(n, n, |i, j| {
+        let kij = k[(i, j)].to_f64();
+        let denom = norms[i] * norms[j];
+        if denom == 0.0 {
+            return T::zero();
+        }
+        let theta = if i == j {
+            0.0
+        } else {
+            (kij / denom).clamp(-1.0, 1.0).acos()
+        };
+        T::cast(kij * (pi - theta) / (2.0 * pi))
+    }))
+}
+
+/// The extreme eigenvalues of a symmetric positive semi-definite Gram matrix
+/// and its condition number `κ = λ_max / λ_min`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spectrum {
+    /// All eigenvalues, ascending.
+    pub eigenvalues: Vec<f64>,
+    /// The smallest eigenvalue λ_min.
+    pub lambda_min: f64,
+    /// The largest eigenvalue λ_max.
+    pub lambda_max: f64,
+    /// κ = λ_max / λ_min (infinite when λ_min ≤ 0).
+    pub kappa: f64,
+}
+
+impl Spectrum {
+    /// Eigenvalues of the symmetric matrix `h` (computed in `f64`).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `h` is not square or is empty,
+    /// [`Error::NonFinite`] for NaN or infinite entries.
+    ///
+    /// # Examples
+    /// ```
+    /// use nalgebra::DMatrix;
+    /// use ntk_momentum::ntk::Spectrum;
+    ///
+    /// let s = Spectrum::of(&DMatrix::from_row_slice(2, 2, &[2.0_f64, 0.0, 0.0, 0.5]))?;
+    /// assert_eq!((s.lambda_min, s.lambda_max, s.kappa), (0.5, 2.0, 4.0));
+    /// # Ok::<(), ntk_momentum::Error>(())
+    /// ```
+    pub fn of<T: Float>(h: &DMatrix<T>) -> Result<Self> {
+        let h = to_f64_symmetric(h)?;
+        let mut eigenvalues: Vec<f64> = h.symmetric_eigenvalues().iter().copied().collect();
+        eigenvalues.sort_by(f64::total_cmp);
+        Ok(Self::from_sorted(eigenvalues))
+    }
+
+    fn from_sorted(eigenvalues: Vec<f64>) -> Self {
+        let lambda_min = eigenvalues[0];
+        let lambda_max = eigenvalues[eigenvalues.len() - 1];
+        let kappa = if lambda_min > 0.0 {
+            lambda_max / lambda_min
+        } else {
+            f64::INFINITY
+        };
+        Spectrum {
+            eigenvalues,
+            lambda_min,
+            lambda_max,
+            kappa,
+        }
+    }
+}
+
+/// Eigen-decomposition of a symmetric matrix `h = V diag(λ) Vᵀ`, eigenvalues
+/// ascending, eigenvectors as the columns of `V` (computed in `f64`).
+///
+/// # Errors
+/// As [`Spectrum::of`].
+pub fn eigendecomposition<T: Float>(h: &DMatrix<T>) -> Result<(Spectrum, DMatrix<f64>)> {
+    let h = to_f64_symmetric(h)?;
+    let eig = SymmetricEigen::new(h);
+    let mut order: Vec<usize> = (0..eig.eigenvalues.len()).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
+    let values: Vec<f64> = order.iter().map(|&i| eig.eigenvalues[i]).collect();
+    let vectors = DMatrix::from_fn(eig.eigenvectors.nrows(), order.len(), |r, c| {
+        eig.eigenvectors[(r, order[c])]
+    });
+    Ok((Spectrum::from_sorted(values), vectors))
+}
+
+fn to_f64_symmetric<T: Float>(h: &DMatrix<T>) -> Result<DMatrix<f64>> {
+    if h.nrows() != h.ncols() || h.nrows() == 0 {
+        return Err(Error::shape(
+            "Gram matrix",
+            "square and non-empty",
+            format!("{} x {}", h.nrows(), h.ncols()),
+        ));
+    }
+    check_finite_matrix("Gram matrix", h)?;
+    // Symmetrise to remove rounding asymmetry before the symmetric solver.
+    let n = h.nrows();
+    Ok(DMatrix::from_fn(n, n, |i, j| {
+        0.5 * (h[(i, j)].to_f64() + h[(j, i)].to_f64())
+    }))
+}
+
+/// `DVector` convenience: the eigenvalues as a vector.
+impl From<&Spectrum> for DVector<f64> {
+    fn from(s: &Spectrum) -> Self {
+        DVector::from_vec(s.eigenvalues.clone())
+    }
+}
