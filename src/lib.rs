@@ -39,4 +39,4 @@ pub use optim::{
     minimize, GradientDescent, HeavyBall, MinimizeOptions, MinimizeReport, Nesterov, Optimizer, OptimizerState,
     Parameters, StopReason,
 };
-pub use train::{Diagnostics, History};
+pub use train::{Diagnostics, History, Parameterization, Trainer};

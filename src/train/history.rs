@@ -27,6 +27,7 @@ pub struct History {
     losses: Vec<f64>,
     elapsed: Vec<f64>,
     diagnostics: Vec<Diagnostics>,
+    stop: Option<super::Stop>,
 }
 
 impl History {
@@ -63,6 +64,15 @@ impl History {
         self.losses.iter().position(|&l| l <= fraction * l0)
     }
 
+    /// Why the last run ended, if it ended without error.
+    pub fn stop_reason(&self) -> Option<super::Stop> {
+        self.stop
+    }
+
+    pub(crate) fn set_stop(&mut self, stop: super::Stop) {
+        self.stop = Some(stop);
+    }
+
     pub(crate) fn push_loss(&mut self, loss: f64, elapsed: f64) {
         self.losses.push(loss);
         self.elapsed.push(elapsed);
@@ -78,6 +88,7 @@ impl History {
             losses,
             elapsed,
             diagnostics,
+            stop: None,
         }
     }
 

@@ -1,5 +1,662 @@
-//! The full-batch training loop.
+//! The full-batch training loop: [`Trainer`] ties a [`TwoLayerReLU`] and any
+//! [`Optimizer`] together.
+//!
+//! # Two exact parameterizations
+//!
+//! Every gradient is `G = Mᵀ X`, so every GD / heavy-ball / Nesterov iterate
+//! stays in `W_t = W_0 + B_t X` with coefficients `B_t` (m × n). Applying the
+//! same optimizer to `(B, Mᵀ)` instead of `(W, G)` gives the same trajectory,
+//! and the pre-activations follow from `P_t = W_t Xᵀ = P_0 + B_t K` with
+//! `K = X Xᵀ` (n × n):
+//!
+//! | parameterization | per step | cost |
+//! |---|---|---|
+//! | [`Parameterization::Weight`] | `P = W Xᵀ`, `G = Mᵀ X` | 4 n m d flops |
+//! | [`Parameterization::Kernel`] | `P = P_0 + B K` | 2 n² m flops |
+//!
+//! [`Parameterization::Auto`] (the default) picks the cheaper one from these
+//! counts plus the set-up (K, P_0, and forming W at the end). The two agree
+//! to rounding (the test suite checks 1e-9 relative over 100 steps). Kernel
+//! space is exact only for optimizers whose update is linear in the
+//! gradients ([`Optimizer::is_linear`]: GD, heavy ball, Nesterov); for any
+//! other optimizer `Kernel` is refused with [`Error::Unsupported`] and `Auto`
+//! uses weight space.
+//!
+//! # Example
+//!
+//! ```
+//! use nalgebra::{DMatrix, DVector};
+//! use ntk_momentum::{Nesterov, Parameterization, Trainer, TwoLayerReLU};
+//!
+//! let x = DMatrix::from_fn(8, 4, |i, k| ((i * 4 + k) as f64).sin());
+//! let x = DMatrix::from_rows(&x.row_iter().map(|r| r / r.norm()).collect::<Vec<_>>());
+//! let y = DVector::from_fn(8, |i, _| if i % 2 == 0 { 1.0 } else { -1.0 });
+//! let model = TwoLayerReLU::new(4, 256, 0)?;
+//! let mut trainer = Trainer::new(model, Nesterov::new(0.5, 0.9)?)
+//!     .max_steps(200)
+//!     .parameterization(Parameterization::Auto);
+//! let history = trainer.run(&x, &y)?;
+//! assert_eq!(history.losses().len(), 201);
+//! assert!(history.final_loss().unwrap() < 1e-3 * history.losses()[0]);
+//! # Ok::<(), ntk_momentum::Error>(())
+//! ```
 
+mod checkpoint;
 mod history;
+mod observer;
+
+use std::time::Instant;
+
+use nalgebra::{DMatrix, DVector};
 
 pub use history::{Diagnostics, History};
+#[cfg(feature = "progress")]
+pub use observer::ProgressBar;
+pub use observer::{Control, Observer, StepInfo};
+
+use crate::linalg::{gemm, gram_of_columns, Operand};
+use crate::model::{residual_weights, shape_str};
+use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
+
+/// Which coordinates the training loop runs the optimizer in (see the
+/// [module docs](self)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Parameterization {
+    /// The weights `W` (m × d): 4 n m d flops per step.
+    Weight,
+    /// The coefficients `B` of `W = W_0 + B X` (m × n): 2 n² m flops per
+    /// step. Only for optimizers linear in the gradients.
+    Kernel,
+    /// The cheaper of the two for the problem size and step budget (weight
+    /// space for optimizers that are not linear in the gradients).
+    #[default]
+    Auto,
+}
+
+impl Parameterization {
+    fn name(self) -> &'static str {
+        match self {
+            Parameterization::Weight => "weight",
+            Parameterization::Kernel => "kernel",
+            Parameterization::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for Parameterization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a run ended without error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stop {
+    /// The step budget ([`Trainer::max_steps`]) was reached.
+    MaxSteps,
+    /// The loss reached [`Trainer::target_loss`].
+    TargetLoss,
+    /// The loss reached [`Trainer::target_relative_loss`] times the initial
+    /// loss.
+    TargetRelativeLoss,
+    /// An [`Observer`] returned [`Control::Stop`].
+    Observer,
+}
+
+/// Flop counts per step of the two parameterizations (see the module docs).
+pub fn flops_per_step(n: usize, m: usize, d: usize, parameterization: Parameterization) -> f64 {
+    let (n, m, d) = (n as f64, m as f64, d as f64);
+    match parameterization {
+        Parameterization::Weight => 4.0 * n * m * d,
+        Parameterization::Kernel => 2.0 * n * n * m,
+        Parameterization::Auto => f64::NAN,
+    }
+}
+
+/// The parameterization [`Parameterization::Auto`] picks for `steps` steps on
+/// n samples of dimension d with width m: kernel space when its per-step
+/// cost times `steps` plus its set-up (`K = X Xᵀ`, `P_0 = W_0 Xᵀ`, and
+/// forming `W = W_0 + B X` at the end: about 5/4 n² d + 4 n m d flops) is
+/// below the weight-space cost.
+pub fn auto_parameterization(n: usize, m: usize, d: usize, steps: usize) -> Parameterization {
+    let (nf, mf, df, s) = (n as f64, m as f64, d as f64, steps.max(1) as f64);
+    let kernel = s * flops_per_step(n, m, d, Parameterization::Kernel) + 1.25 * nf * nf * df + 4.0 * nf * mf * df;
+    let weight = s * flops_per_step(n, m, d, Parameterization::Weight);
+    if kernel < weight {
+        Parameterization::Kernel
+    } else {
+        Parameterization::Weight
+    }
+}
+
+/// Buffers and fixed quantities of a run, kept between calls to
+/// [`Trainer::run`] so that a run can be continued.
+struct RunState<T: Float> {
+    parameterization: Parameterization,
+    fingerprint: u64,
+    initial_weights: DMatrix<T>,
+    /// Kernel space: the coefficients B (m × n).
+    coefficients: Option<DMatrix<T>>,
+}
+
+/// Per-call work buffers (not saved in checkpoints: all are recomputed).
+struct Buffers<T: Float> {
+    preactivations: DMatrix<T>,
+    initial_preactivations: DMatrix<T>,
+    residual_weights: DMatrix<T>,
+    gradient: DMatrix<T>,
+    backup: DMatrix<T>,
+    kernel: Option<DMatrix<T>>,
+    ntk: Option<NtkBuffers<T>>,
+}
+
+struct NtkBuffers<T: Float> {
+    initial: DMatrix<T>,
+    current: DMatrix<T>,
+    mask: DMatrix<T>,
+    initial_norm: f64,
+}
+
+/// Full-batch training of a [`TwoLayerReLU`] with any [`Optimizer`].
+///
+/// Build it with [`Trainer::new`] and the builder methods, then call
+/// [`Trainer::run`]. `run` continues from where the previous call (or a
+/// loaded checkpoint) stopped, up to [`Trainer::max_steps`] steps in all, on
+/// the same data.
+///
+/// Stopping rules, checked after each loss is recorded, in this order:
+/// divergence (a non-finite loss, or a loss above
+/// [`Trainer::divergence_factor`] times the initial loss: an
+/// [`Error::Diverged`] carrying the history, with the model left at the
+/// last parameters whose loss was finite and acceptable), the target losses,
+/// the observers, the step budget.
+///
+/// Same seed, same data, same options: bit-identical losses and
+/// diagnostics, for any number of GEMM threads
+/// ([`crate::set_gemm_threads`]).
+pub struct Trainer<T: Float, O> {
+    model: TwoLayerReLU<T>,
+    optimizer: O,
+    max_steps: usize,
+    parameterization: Parameterization,
+    target_loss: Option<f64>,
+    target_relative_loss: Option<f64>,
+    divergence_factor: f64,
+    diagnostics_every: usize,
+    track_ntk_drift: bool,
+    observers: Vec<Box<dyn Observer>>,
+    history: History,
+    step: usize,
+    run: Option<RunState<T>>,
+}
+
+impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
+    /// A trainer for `model` with `optimizer`. Defaults: 100 steps,
+    /// [`Parameterization::Auto`], no target loss, divergence above 1e6 times
+    /// the initial loss, diagnostics every 10 steps with NTK drift tracked.
+    pub fn new(model: TwoLayerReLU<T>, optimizer: O) -> Self {
+        Trainer {
+            model,
+            optimizer,
+            max_steps: 100,
+            parameterization: Parameterization::Auto,
+            target_loss: None,
+            target_relative_loss: None,
+            divergence_factor: 1e6,
+            diagnostics_every: 10,
+            track_ntk_drift: true,
+            observers: Vec::new(),
+            history: History::default(),
+            step: 0,
+            run: None,
+        }
+    }
+
+    /// Total number of optimizer steps the run may reach.
+    pub fn max_steps(mut self, steps: usize) -> Self {
+        self.max_steps = steps;
+        self
+    }
+
+    /// Sets the total step budget on an existing trainer (to continue a run).
+    pub fn set_max_steps(&mut self, steps: usize) {
+        self.max_steps = steps;
+    }
+
+    /// Weight space, kernel space, or the cheaper one (default).
+    pub fn parameterization(mut self, parameterization: Parameterization) -> Self {
+        self.parameterization = parameterization;
+        self
+    }
+
+    /// Stop once the loss is at most `loss`.
+    pub fn target_loss(mut self, loss: f64) -> Self {
+        self.target_loss = Some(loss);
+        self
+    }
+
+    /// Stop once the loss is at most `fraction` times the initial loss.
+    pub fn target_relative_loss(mut self, fraction: f64) -> Self {
+        self.target_relative_loss = Some(fraction);
+        self
+    }
+
+    /// A loss above `factor` times the initial loss counts as divergence
+    /// (default 1e6; must be > 1).
+    pub fn divergence_factor(mut self, factor: f64) -> Self {
+        self.divergence_factor = factor;
+        self
+    }
+
+    /// Record [`Diagnostics`] every `every` steps (and at the first and last
+    /// step); 0 turns them off. Default 10.
+    pub fn diagnostics_every(mut self, every: usize) -> Self {
+        self.diagnostics_every = every;
+        self
+    }
+
+    /// Whether the diagnostics include the NTK drift (costs one n × n × m
+    /// product per diagnostic). Default true.
+    pub fn track_ntk_drift(mut self, track: bool) -> Self {
+        self.track_ntk_drift = track;
+        self
+    }
+
+    /// Adds an observer, called after each recorded loss.
+    pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
+        self.observers.push(Box::new(observer));
+        self
+    }
+
+    /// The model (its weights are those of the last completed step).
+    pub fn model(&self) -> &TwoLayerReLU<T> {
+        &self.model
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &O {
+        &self.optimizer
+    }
+
+    /// The trained model.
+    pub fn into_model(self) -> TwoLayerReLU<T> {
+        self.model
+    }
+
+    /// Everything recorded so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Steps taken so far.
+    pub fn steps_taken(&self) -> usize {
+        self.step
+    }
+
+    /// The parameterization in use once a run has started (never `Auto`).
+    pub fn resolved_parameterization(&self) -> Option<Parameterization> {
+        self.run.as_ref().map(|r| r.parameterization)
+    }
+
+    fn validate_options(&self) -> Result<()> {
+        if !(self.divergence_factor > 1.0) {
+            return Err(Error::invalid(
+                "divergence_factor",
+                self.divergence_factor,
+                "a number > 1",
+            ));
+        }
+        if let Some(t) = self.target_loss.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+            return Err(Error::invalid("target_loss", t, "a finite number >= 0"));
+        }
+        if let Some(t) = self.target_relative_loss.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+            return Err(Error::invalid("target_relative_loss", t, "a finite number >= 0"));
+        }
+        Ok(())
+    }
+
+    /// Resolves the parameterization and fixes the run's data at step 0, or
+    /// checks that a continued run keeps them.
+    fn prepare_run(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<()> {
+        let fingerprint = data_fingerprint(x, y);
+        let (n, m, d) = (x.nrows(), self.model.width(), self.model.input_dim());
+        let wanted = match self.parameterization {
+            Parameterization::Kernel if !self.optimizer.is_linear() => {
+                return Err(Error::Unsupported(format!(
+                    "kernel-space training with optimizer \"{}\", which does not declare itself linear in the \
+                     gradients (Optimizer::is_linear); use Parameterization::Weight",
+                    self.optimizer.name()
+                )))
+            }
+            Parameterization::Auto if !self.optimizer.is_linear() => Parameterization::Weight,
+            Parameterization::Auto => auto_parameterization(n, m, d, self.max_steps.saturating_sub(self.step)),
+            p => p,
+        };
+        match &self.run {
+            Some(run) => {
+                if run.fingerprint != fingerprint {
+                    return Err(Error::Unsupported(
+                        "continuing a run on different data: the run's initial state and history refer to the data \
+                         of its first step; start a new Trainer"
+                            .into(),
+                    ));
+                }
+                if self.parameterization != Parameterization::Auto && self.parameterization != run.parameterization {
+                    return Err(Error::Unsupported(format!(
+                        "switching a started run from {} space to {} space (the optimizer state lives in the \
+                         coordinates of the first); start a new Trainer",
+                        run.parameterization, self.parameterization
+                    )));
+                }
+            }
+            None => {
+                self.run = Some(RunState {
+                    parameterization: wanted,
+                    fingerprint,
+                    initial_weights: self.model.weights().clone(),
+                    coefficients: (wanted == Parameterization::Kernel).then(|| DMatrix::zeros(m, n)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Trains on `x` (n × d, one sample per row) and `y` (n targets) until a
+    /// stopping rule fires, and returns the history of the whole run.
+    ///
+    /// # Errors
+    /// Shapes that disagree with each other or with the model, non-finite
+    /// data, invalid options, a parameterization the optimizer does not
+    /// support, data other than that of the run being continued, any
+    /// optimizer error, and [`Error::Diverged`] (carrying the history; the
+    /// model keeps its last acceptable weights).
+    pub fn run(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<History> {
+        self.model.check_inputs(x)?;
+        TwoLayerReLU::check_targets(y, x.nrows())?;
+        self.validate_options()?;
+        self.prepare_run(x, y)?;
+        let result = self.run_loop(x, y);
+        for o in &mut self.observers {
+            o.finish(&self.history);
+        }
+        result.map(|stop| {
+            self.history.set_stop(stop);
+            self.history.clone()
+        })
+    }
+
+    fn allocate_buffers(&self, x: &DMatrix<T>, run: &RunState<T>) -> Buffers<T> {
+        let (n, m, d) = (x.nrows(), self.model.width(), self.model.input_dim());
+        let kernel_space = run.parameterization == Parameterization::Kernel;
+        let need_k = kernel_space || (self.track_ntk_drift && self.diagnostics_every > 0);
+        let kernel = need_k.then(|| {
+            let mut k = DMatrix::zeros(n, n);
+            gram_of_columns(Operand::t(x), &mut k);
+            k
+        });
+        let mut initial_preactivations = DMatrix::zeros(m, n);
+        gemm(
+            &mut initial_preactivations,
+            false,
+            T::zero(),
+            Operand::n(&run.initial_weights),
+            Operand::t(x),
+            T::one(),
+        );
+        let ntk = (self.track_ntk_drift && self.diagnostics_every > 0).then(|| {
+            let mut nb = NtkBuffers {
+                initial: DMatrix::zeros(n, n),
+                current: DMatrix::zeros(n, n),
+                mask: initial_preactivations.clone(),
+                initial_norm: 0.0,
+            };
+            ntk_into(
+                kernel.as_ref().expect("K is computed when drift is tracked"),
+                &mut nb.mask,
+                &mut nb.initial,
+            );
+            nb.initial_norm = nb.initial.norm().to_f64();
+            nb
+        });
+        let param_shape = if kernel_space { (m, n) } else { (m, d) };
+        Buffers {
+            preactivations: DMatrix::zeros(m, n),
+            initial_preactivations,
+            residual_weights: DMatrix::zeros(m, n),
+            gradient: if kernel_space {
+                DMatrix::zeros(0, 0)
+            } else {
+                DMatrix::zeros(m, d)
+            },
+            backup: DMatrix::zeros(param_shape.0, param_shape.1),
+            kernel,
+            ntk,
+        }
+    }
+
+    fn run_loop(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<Stop> {
+        let mut run = self.run.take().expect("prepare_run sets the run state");
+        let mut buffers = self.allocate_buffers(x, &run);
+        let result = self.steps(x, y, &mut run, &mut buffers);
+        if let Some(b) = &run.coefficients {
+            // Form W = W_0 + B X once, at the end of the call.
+            let w = self.model.weights_mut();
+            w.copy_from(&run.initial_weights);
+            gemm(w, true, T::one(), Operand::n(b), Operand::n(x), T::one());
+        }
+        self.run = Some(run);
+        result
+    }
+
+    fn steps(&mut self, x: &DMatrix<T>, y: &DVector<T>, run: &mut RunState<T>, buf: &mut Buffers<T>) -> Result<Stop> {
+        let start = Instant::now();
+        let time_offset = self.history.elapsed().last().copied().unwrap_or(0.0);
+        let kernel_space = run.coefficients.is_some();
+        // The history already holds the loss at `self.step` when continuing.
+        let mut recorded = self.history.losses().len() == self.step + 1;
+        loop {
+            // P_t, then loss_t and Mᵀ_t from one fused pass.
+            match &run.coefficients {
+                Some(b) => {
+                    buf.preactivations.copy_from(&buf.initial_preactivations);
+                    let k = buf.kernel.as_ref().expect("kernel space has K");
+                    gemm(
+                        &mut buf.preactivations,
+                        true,
+                        T::one(),
+                        Operand::n(b),
+                        Operand::n(k),
+                        T::one(),
+                    );
+                }
+                None => self.model.preactivations_into(x, &mut buf.preactivations),
+            }
+            let loss = residual_weights(
+                &buf.preactivations,
+                self.model.output_weights(),
+                y,
+                &mut buf.residual_weights,
+            );
+            if !recorded {
+                self.history
+                    .push_loss(loss, time_offset + start.elapsed().as_secs_f64());
+            }
+            recorded = false;
+            let initial_loss = self.history.losses()[0];
+            let diverged = if !loss.is_finite() {
+                Some("non-finite loss".to_string())
+            } else if loss > self.divergence_factor * initial_loss {
+                Some(format!(
+                    "loss above {:e} times the initial loss {initial_loss:e}",
+                    self.divergence_factor
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = diverged {
+                if self.step > 0 {
+                    // Restore the last parameters whose loss was acceptable.
+                    match &mut run.coefficients {
+                        Some(b) => b.copy_from(&buf.backup),
+                        None => self.model.weights_mut().copy_from(&buf.backup),
+                    }
+                }
+                return Err(Error::Diverged {
+                    step: self.step,
+                    loss,
+                    reason,
+                    history: Box::new(self.history.clone()),
+                });
+            }
+            let last = self.step >= self.max_steps;
+            if self.diagnostics_every > 0 && (self.step % self.diagnostics_every == 0 || last) {
+                let d = self.diagnostics(run, buf);
+                self.history.push_diagnostics(d);
+            }
+            let mut stop = if self.target_loss.is_some_and(|t| loss <= t) {
+                Some(Stop::TargetLoss)
+            } else if self.target_relative_loss.is_some_and(|f| loss <= f * initial_loss) {
+                Some(Stop::TargetRelativeLoss)
+            } else {
+                None
+            };
+            let info = StepInfo {
+                step: self.step,
+                loss,
+                initial_loss,
+                max_steps: self.max_steps,
+                history: &self.history,
+            };
+            for o in &mut self.observers {
+                if o.observe(&info) == Control::Stop && stop.is_none() {
+                    stop = Some(Stop::Observer);
+                }
+            }
+            if stop.is_none() && last {
+                stop = Some(Stop::MaxSteps);
+            }
+            if let Some(stop) = stop {
+                return Ok(stop);
+            }
+            // One optimizer step.
+            match &mut run.coefficients {
+                Some(b) => {
+                    // The gradient with respect to B is Mᵀ itself.
+                    buf.backup.copy_from(b);
+                    self.optimizer.step(b, &buf.residual_weights)?;
+                }
+                None => {
+                    // G = Mᵀ X
+                    gemm(
+                        &mut buf.gradient,
+                        false,
+                        T::zero(),
+                        Operand::n(&buf.residual_weights),
+                        Operand::n(x),
+                        T::one(),
+                    );
+                    buf.backup.copy_from(self.model.weights());
+                    self.optimizer.step(self.model.weights_mut(), &buf.gradient)?;
+                }
+            }
+            self.step += 1;
+            let _ = kernel_space;
+        }
+    }
+
+    /// Weight excursion, activation flips and NTK drift at the current step.
+    fn diagnostics(&self, run: &RunState<T>, buf: &mut Buffers<T>) -> Diagnostics {
+        let m = self.model.width();
+        let mut row_sq = vec![0.0f64; m];
+        match &run.coefficients {
+            Some(b) => {
+                // ‖w_r(t) − w_r(0)‖² = (B K Bᵀ)_rr = Σ_i B_ri (P_t − P_0)_ri
+                for ((bc, pc), p0c) in b
+                    .column_iter()
+                    .zip(buf.preactivations.column_iter())
+                    .zip(buf.initial_preactivations.column_iter())
+                {
+                    for (r, ((&bv, &pv), &p0v)) in bc.iter().zip(pc.iter()).zip(p0c.iter()).enumerate() {
+                        row_sq[r] += bv.to_f64() * (pv - p0v).to_f64();
+                    }
+                }
+            }
+            None => {
+                for (wc, w0c) in self
+                    .model
+                    .weights()
+                    .column_iter()
+                    .zip(run.initial_weights.column_iter())
+                {
+                    for (r, (&w, &w0)) in wc.iter().zip(w0c.iter()).enumerate() {
+                        row_sq[r] += (w - w0).to_f64().powi(2);
+                    }
+                }
+            }
+        }
+        let weight_distance = row_sq.iter().map(|v| v.max(0.0)).sum::<f64>().sqrt();
+        let max_neuron_distance = row_sq.iter().fold(0.0f64, |a, &v| a.max(v.max(0.0).sqrt()));
+        let flips = buf
+            .preactivations
+            .iter()
+            .zip(buf.initial_preactivations.iter())
+            .filter(|(&p, &p0)| (p > T::zero()) != (p0 > T::zero()))
+            .count();
+        let activation_flip_fraction = flips as f64 / buf.preactivations.len() as f64;
+        let ntk_drift = buf.ntk.as_mut().map(|nb| {
+            nb.mask.copy_from(&buf.preactivations);
+            ntk_into(
+                buf.kernel.as_ref().expect("K is computed when drift is tracked"),
+                &mut nb.mask,
+                &mut nb.current,
+            );
+            let diff: f64 = nb
+                .current
+                .iter()
+                .zip(nb.initial.iter())
+                .map(|(&a, &b)| (a - b).to_f64().powi(2))
+                .sum::<f64>()
+                .sqrt();
+            diff / nb.initial_norm
+        });
+        Diagnostics {
+            step: self.step,
+            weight_distance,
+            max_neuron_distance,
+            activation_flip_fraction,
+            ntk_drift,
+        }
+    }
+}
+
+/// `h ← K ∘ (Sᵀ S) / m` where `mask` holds P (m × n) on entry and S after.
+fn ntk_into<T: Float>(k: &DMatrix<T>, mask: &mut DMatrix<T>, h: &mut DMatrix<T>) {
+    let m = mask.nrows();
+    for z in mask.iter_mut() {
+        *z = if *z > T::zero() { T::one() } else { T::zero() };
+    }
+    gram_of_columns(Operand::n(mask), h);
+    let inv_m = T::one() / T::cast(m as f64);
+    h.zip_apply(k, |hij, kij| *hij = *hij * kij * inv_m);
+}
+
+/// FNV-1a over the bits of x (with its shape) and y: identifies a run's data.
+pub(crate) fn data_fingerprint<T: Float>(x: &DMatrix<T>, y: &DVector<T>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: u64| {
+        h ^= v;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    eat(x.nrows() as u64);
+    eat(x.ncols() as u64);
+    for v in x.iter().chain(y.iter()) {
+        eat(v.to_f64().to_bits());
+    }
+    h
+}
+
+#[allow(dead_code)]
+fn _shape_str_used<T>(m: &DMatrix<T>) -> String {
+    shape_str(m)
+}

@@ -1,0 +1,330 @@
+//! Tests of the training loop: both parameterizations, an independent
+//! reference implementation, stopping rules, checkpoints, determinism.
+
+use nalgebra::{DMatrix, DVector};
+use ntk_momentum::train::{Control, Parameterization, StepInfo, Stop, Trainer};
+use ntk_momentum::{Error, GradientDescent, HeavyBall, Nesterov, Optimizer, TwoLayerReLU};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn unit_rows(n: usize, d: usize, seed: u64) -> DMatrix<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = DMatrix::from_fn(n, d, |_, _| rng.random_range(-1.0..1.0));
+    for mut row in x.row_iter_mut() {
+        let norm = row.norm();
+        row /= norm;
+    }
+    x
+}
+
+fn labels(n: usize, seed: u64) -> DVector<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    DVector::from_fn(n, |_, _| if rng.random_bool(0.5) { 1.0 } else { -1.0 })
+}
+
+fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1e-300))
+        .fold(0.0, f64::max)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Method {
+    Gd,
+    Hb,
+    Nag,
+}
+
+fn losses_with(
+    method: Method,
+    p: Parameterization,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    m: usize,
+    steps: usize,
+) -> Vec<f64> {
+    let model = TwoLayerReLU::new(x.ncols(), m, 3).unwrap();
+    let (lr, mom) = (0.1, 0.8);
+    let h = match method {
+        Method::Gd => Trainer::new(model, GradientDescent::new(lr).unwrap())
+            .max_steps(steps)
+            .parameterization(p)
+            .run(x, y),
+        Method::Hb => Trainer::new(model, HeavyBall::new(lr, mom).unwrap())
+            .max_steps(steps)
+            .parameterization(p)
+            .run(x, y),
+        Method::Nag => Trainer::new(model, Nesterov::new(lr, mom).unwrap())
+            .max_steps(steps)
+            .parameterization(p)
+            .run(x, y),
+    };
+    h.unwrap().losses().to_vec()
+}
+
+/// Test 1: weight and kernel space give the same losses (1e-9 relative over
+/// 100 steps) for GD, HB and NAG, with n < d and with n > d.
+#[test]
+fn weight_and_kernel_space_agree() {
+    for &(n, d) in &[(12usize, 40usize), (40, 8)] {
+        let x = unit_rows(n, d, 1);
+        let y = labels(n, 2);
+        for method in [Method::Gd, Method::Hb, Method::Nag] {
+            let w = losses_with(method, Parameterization::Weight, &x, &y, 300, 100);
+            let k = losses_with(method, Parameterization::Kernel, &x, &y, 300, 100);
+            let err = max_rel_diff(&k, &w);
+            eprintln!(
+                "n={n} d={d} {method:?}: max relative loss difference {err:.2e}, final loss {:.3e}",
+                w[100]
+            );
+            assert!(err < 1e-9, "{method:?} n={n} d={d}: {err}");
+            assert!(w[100] < 0.5 * w[0], "the run should make progress");
+        }
+    }
+}
+
+/// An independent weight-space implementation of DESIGN section 2 with plain
+/// loops: forward, gradient and the three update rules.
+fn reference_losses(
+    method: Method,
+    x: &DMatrix<f64>,
+    y: &DVector<f64>,
+    w0: &DMatrix<f64>,
+    a: &DVector<f64>,
+    lr: f64,
+    beta: f64,
+    steps: usize,
+) -> Vec<f64> {
+    let (n, d) = x.shape();
+    let m = w0.nrows();
+    let s = 1.0 / (m as f64).sqrt();
+    let mut w = w0.clone();
+    let mut w_prev = w0.clone();
+    let mut g_prev = DMatrix::<f64>::zeros(m, d);
+    let mut losses = Vec::new();
+    for t in 0..=steps {
+        let mut g = DMatrix::<f64>::zeros(m, d);
+        let mut loss = 0.0;
+        for i in 0..n {
+            let mut u = 0.0;
+            let mut active = vec![false; m];
+            for r in 0..m {
+                let z: f64 = (0..d).map(|k| w[(r, k)] * x[(i, k)]).sum();
+                active[r] = z > 0.0;
+                if active[r] {
+                    u += a[r] * z * s;
+                }
+            }
+            let res = u - y[i];
+            loss += 0.5 * res * res;
+            for r in 0..m {
+                if active[r] {
+                    for k in 0..d {
+                        g[(r, k)] += res * a[r] * s * x[(i, k)];
+                    }
+                }
+            }
+        }
+        losses.push(loss);
+        if t == steps {
+            break;
+        }
+        let (b, correction) = match method {
+            Method::Gd => (0.0, 0.0),
+            Method::Hb => (beta, 0.0),
+            Method::Nag => (beta, beta * lr),
+        };
+        let next = &w - lr * &g + b * (&w - &w_prev) - correction * (&g - &g_prev);
+        w_prev = std::mem::replace(&mut w, next);
+        g_prev = g;
+    }
+    losses
+}
+
+/// Test 2: the loop reproduces the reference to 1e-10 relative over 100 steps.
+#[test]
+fn loop_matches_independent_reference() {
+    let (n, d, m) = (10, 6, 50);
+    let x = unit_rows(n, d, 5);
+    let y = labels(n, 6);
+    let model = TwoLayerReLU::new(d, m, 3).unwrap();
+    for method in [Method::Gd, Method::Hb, Method::Nag] {
+        let reference = reference_losses(method, &x, &y, model.weights(), model.output_weights(), 0.1, 0.8, 100);
+        for p in [Parameterization::Weight, Parameterization::Kernel] {
+            let got = losses_with(method, p, &x, &y, m, 100);
+            let err = max_rel_diff(&got, &reference);
+            eprintln!("{method:?} {p}: max relative difference to the reference {err:.2e}");
+            assert!(err < 1e-10, "{method:?} {p}: {err}");
+        }
+    }
+}
+
+/// Test 3: each stopping rule fires when it should.
+#[test]
+fn stopping_rules() {
+    let x = unit_rows(10, 6, 1);
+    let y = labels(10, 2);
+    let model = TwoLayerReLU::new(6, 200, 0).unwrap();
+
+    let mut t = Trainer::new(model.clone(), Nesterov::new(0.3, 0.8).unwrap()).max_steps(37);
+    let h = t.run(&x, &y).unwrap();
+    assert_eq!((h.steps(), h.stop_reason()), (37, Some(Stop::MaxSteps)));
+
+    let mut t = Trainer::new(model.clone(), Nesterov::new(0.3, 0.8).unwrap())
+        .max_steps(10_000)
+        .target_loss(1e-3);
+    let h = t.run(&x, &y).unwrap();
+    let l = h.losses();
+    assert_eq!(h.stop_reason(), Some(Stop::TargetLoss));
+    assert!(
+        l[l.len() - 1] <= 1e-3 && l[..l.len() - 1].iter().all(|&v| v > 1e-3),
+        "stops at the first loss <= target"
+    );
+
+    let mut t = Trainer::new(model.clone(), HeavyBall::new(0.3, 0.8).unwrap())
+        .max_steps(10_000)
+        .target_relative_loss(1e-4);
+    let h = t.run(&x, &y).unwrap();
+    let l = h.losses();
+    assert_eq!(h.stop_reason(), Some(Stop::TargetRelativeLoss));
+    assert!(l[l.len() - 1] <= 1e-4 * l[0] && l[..l.len() - 1].iter().all(|&v| v > 1e-4 * l[0]));
+
+    let observer = |info: &StepInfo| {
+        if info.step == 7 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    };
+    let mut t = Trainer::new(model.clone(), GradientDescent::new(0.3).unwrap())
+        .max_steps(100)
+        .observer(observer);
+    let h = t.run(&x, &y).unwrap();
+    assert_eq!((h.steps(), h.stop_reason()), (7, Some(Stop::Observer)));
+
+    // Divergence: a step size far above the stability limit 2 / lambda_max.
+    for p in [Parameterization::Weight, Parameterization::Kernel] {
+        let mut t = Trainer::new(model.clone(), GradientDescent::new(1e3).unwrap())
+            .max_steps(1000)
+            .parameterization(p);
+        match t.run(&x, &y) {
+            Err(Error::Diverged { step, history, .. }) => {
+                assert_eq!(history.losses().len(), step + 1, "history kept up to the diverged step");
+                assert!(step >= 1 && step < 1000);
+                // The model holds the last acceptable weights: its loss is the
+                // previous entry of the history.
+                let kept = t.model().loss(&x, &y).unwrap();
+                let prev = history.losses()[step - 1];
+                assert!(
+                    (kept - prev).abs() <= 1e-9 * prev,
+                    "{p}: kept loss {kept} vs history {prev}"
+                );
+                assert!(kept.is_finite());
+            }
+            other => panic!("{p}: expected divergence, got {other:?}"),
+        }
+    }
+}
+
+/// Test 5: same seed, bit-identical history across runs and for 1 and 2 GEMM
+/// threads.
+#[test]
+fn bit_identical_across_runs_and_thread_counts() {
+    let x = unit_rows(150, 300, 1);
+    let y = labels(150, 2);
+    let run = |threads: usize, p: Parameterization| {
+        ntk_momentum::set_gemm_threads(threads);
+        let model = TwoLayerReLU::new(300, 512, 9).unwrap();
+        let h = Trainer::new(model, Nesterov::new(0.2, 0.9).unwrap())
+            .max_steps(20)
+            .parameterization(p)
+            .diagnostics_every(5)
+            .run(&x, &y)
+            .unwrap();
+        ntk_momentum::set_gemm_threads(0);
+        (h.losses().to_vec(), h.diagnostics().to_vec())
+    };
+    for p in [Parameterization::Weight, Parameterization::Kernel] {
+        let a = run(2, p);
+        let b = run(2, p);
+        let c = run(1, p);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.0), bits(&b.0), "{p}: two runs");
+        assert_eq!(bits(&a.0), bits(&c.0), "{p}: 1 vs 2 threads");
+        assert_eq!(a.1, b.1);
+        assert_eq!(a.1, c.1);
+    }
+}
+
+/// Kernel space is refused for an optimizer that is not linear in the
+/// gradients; Auto falls back to weight space.
+#[test]
+fn kernel_space_needs_a_linear_optimizer() {
+    struct SignDescent;
+    impl Optimizer<DMatrix<f64>> for SignDescent {
+        fn step(&mut self, params: &mut DMatrix<f64>, grad: &DMatrix<f64>) -> ntk_momentum::Result<()> {
+            params.zip_apply(grad, |p, g| *p -= 1e-3 * g.signum());
+            Ok(())
+        }
+        fn reset(&mut self) {}
+        fn state(&self) -> ntk_momentum::OptimizerState<f64> {
+            ntk_momentum::OptimizerState {
+                optimizer: "sign".into(),
+                hyperparameters: vec![],
+                step: 0,
+                shape: None,
+                buffers: vec![],
+            }
+        }
+        fn set_state(&mut self, _: ntk_momentum::OptimizerState<f64>) -> ntk_momentum::Result<()> {
+            Ok(())
+        }
+        fn name(&self) -> &'static str {
+            "sign"
+        }
+    }
+    let x = unit_rows(5, 30, 1);
+    let y = labels(5, 2);
+    let model = TwoLayerReLU::new(30, 64, 0).unwrap();
+    let mut t = Trainer::new(model.clone(), SignDescent)
+        .max_steps(3)
+        .parameterization(Parameterization::Kernel);
+    let e = t.run(&x, &y).unwrap_err();
+    assert!(
+        matches!(e, Error::Unsupported(_)) && e.to_string().contains("sign"),
+        "{e}"
+    );
+    let mut t = Trainer::new(model, SignDescent).max_steps(3);
+    t.run(&x, &y).unwrap();
+    assert_eq!(t.resolved_parameterization(), Some(Parameterization::Weight));
+}
+
+#[test]
+fn bad_data_is_rejected() {
+    let x = unit_rows(5, 4, 1);
+    let y = labels(5, 2);
+    let model = TwoLayerReLU::new(4, 16, 0).unwrap();
+    let mut t = Trainer::new(model, Nesterov::new(0.1, 0.9).unwrap()).max_steps(3);
+    assert!(matches!(
+        t.run(&unit_rows(5, 3, 1), &y),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(t.run(&x, &labels(4, 2)), Err(Error::ShapeMismatch { .. })));
+    let mut bad = x.clone();
+    bad[(1, 1)] = f64::NAN;
+    assert!(matches!(t.run(&bad, &y), Err(Error::NonFinite { .. })));
+    t.run(&x, &y).unwrap();
+    // Continuing on other data is refused.
+    assert!(matches!(t.run(&unit_rows(5, 4, 2), &y), Err(Error::Unsupported(_))));
+    let mut t =
+        Trainer::new(TwoLayerReLU::new(4, 16, 0).unwrap(), Nesterov::new(0.1, 0.9).unwrap()).divergence_factor(0.5);
+    assert!(matches!(
+        t.run(&x, &y),
+        Err(Error::InvalidParameter {
+            name: "divergence_factor",
+            ..
+        })
+    ));
+}
