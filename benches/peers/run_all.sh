@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Run every peer once and print a record (date, machine, versions, outputs).
+# Usage: bash benches/peers/run_all.sh [small] > benches/peers/results/NAME.txt
+#   VENV (default /work/venv-peers) and VENV_NT (default /work/venv-nt) select the venvs.
+# "small" runs n=100 d=64 m=128 (smoke test); the default is issue 7's size,
+# n=1000 d=3072 m=4096 (NTK peer: n=200 d=784 m=1024), 2 threads.
+set -u
+cd "$(dirname "$0")"
+P="${VENV:-/work/venv-peers}/bin/python"
+NT="${VENV_NT:-/work/venv-nt}/bin/python"
+T="${THREADS:-2}"
+if [ "${1:-}" = small ]; then
+  S="--n 100 --d 64 --m 128 --threads $T"; SNT="--n 20 --d 16 --m 32"; SG="--n 100 --d 64 --m 128"; K=3
+else
+  S="--n 1000 --d 3072 --m 4096 --threads $T"; SNT="--n 200 --d 784 --m 1024"; SG="--n 1000 --d 3072 --m 4096"; K=10
+fi
+echo "# date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "# nproc: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); mem: $(free -g | awk '/Mem:/{print $2}') GiB"
+echo "# env: $(env | grep -E '^OPENBLAS_(CORETYPE|L2_SIZE)=' | tr '\n' ' ' || true)(OPENBLAS_CORETYPE/L2_SIZE shown here if set)"
+echo "# git: $(git rev-parse --short HEAD 2>/dev/null)"
+echo "# venv-peers: $("$P" -m pip freeze 2>/dev/null | grep -i -E '^(numpy|jax|jaxlib|optax|torch|threadpoolctl|scipy)==' | tr '\n' ' ')"
+echo "# venv-nt: $("$NT" -m pip freeze 2>/dev/null | grep -i -E '^(numpy|jax|jaxlib|neural.tangents|tensorflow|tf2jax)==' | tr '\n' ' ')"
+run() {
+  echo
+  echo "\$ $*"
+  echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "$@" 2>&1 | grep -v -E '^(I0000|W0000|WARNING: All log messages)'
+}
+for dt in f64 f32; do
+  run "$P" nag_step_numpy.py $S --dtype $dt --warmup 2 --steps $K
+  run "$P" nag_step_jax.py   $S --dtype $dt --warmup 2 --steps $K
+  run "$P" nag_step_torch.py $S --dtype $dt --warmup 2 --steps $K
+  run "$P" ntk_gram_numpy.py $S --dtype $dt --warmup 1 --steps 5
+  run "$NT" ntk_gram_neural_tangents.py $SNT --threads $T --dtype $dt --warmup 1 --steps 3
+done
+run "$P" ntk_gram_numpy.py $SNT --threads $T --dtype f64 --warmup 1 --steps 5
+run "$P" gemm_rate.py $SG --threads $T
+echo
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
