@@ -328,3 +328,142 @@ fn bad_data_is_rejected() {
         })
     ));
 }
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ntk-momentum-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Test 4: 50 steps, checkpoint, resume in a fresh trainer, 50 more equals
+/// 100 uninterrupted steps bit for bit (HB and NAG, both parameterizations).
+#[test]
+fn checkpoint_resume_is_bit_identical() {
+    let x = unit_rows(20, 12, 1);
+    let y = labels(20, 2);
+    fn check<O: Optimizer<DMatrix<f64>>>(
+        make: impl Fn() -> O,
+        p: Parameterization,
+        x: &DMatrix<f64>,
+        y: &DVector<f64>,
+    ) {
+        let model = || TwoLayerReLU::new(12, 128, 4).unwrap();
+        let mut full = Trainer::new(model(), make())
+            .max_steps(100)
+            .parameterization(p)
+            .diagnostics_every(10);
+        let h_full = full.run(x, y).unwrap();
+
+        let path = temp_path(&format!("resume-{}-{p}.safetensors", make().name()));
+        let mut first = Trainer::new(model(), make())
+            .max_steps(50)
+            .parameterization(p)
+            .diagnostics_every(10);
+        first.run(x, y).unwrap();
+        first.save_checkpoint(&path).unwrap();
+        drop(first);
+        let mut second = Trainer::new(model(), make())
+            .max_steps(100)
+            .parameterization(p)
+            .diagnostics_every(10);
+        second.load_checkpoint(&path).unwrap();
+        assert_eq!(second.steps_taken(), 50);
+        let h_resumed = second.run(x, y).unwrap();
+        assert_eq!(bits(h_resumed.losses()), bits(h_full.losses()), "{} {p}", make().name());
+        assert_eq!(h_resumed.diagnostics(), h_full.diagnostics());
+        assert_eq!(second.model(), full.model(), "final weights");
+        assert_eq!(second.optimizer().state(), full.optimizer().state(), "optimizer state");
+    }
+    for p in [Parameterization::Weight, Parameterization::Kernel] {
+        check(|| HeavyBall::new(0.2, 0.9).unwrap(), p, &x, &y);
+        check(|| Nesterov::new(0.2, 0.9).unwrap(), p, &x, &y);
+    }
+}
+
+/// Test 4, continued: damaged or mismatched checkpoints are rejected and the
+/// trainer is left unchanged; saving never leaves a half-written file.
+#[test]
+fn damaged_checkpoints_are_rejected() {
+    let x = unit_rows(10, 6, 1);
+    let y = labels(10, 2);
+    let model = || TwoLayerReLU::new(6, 32, 4).unwrap();
+    let mut t = Trainer::new(model(), Nesterov::new(0.2, 0.9).unwrap()).max_steps(5);
+    t.run(&x, &y).unwrap();
+    let path = temp_path("good.safetensors");
+    t.save_checkpoint(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+
+    let fresh = || Trainer::new(model(), Nesterov::new(0.2, 0.9).unwrap()).max_steps(10);
+    let expect_err = |bytes: &[u8], what: &str, needle: &str| {
+        let p = temp_path(&format!("bad-{what}.safetensors"));
+        std::fs::write(&p, bytes).unwrap();
+        let mut t = fresh();
+        let e = t.load_checkpoint(&p).unwrap_err();
+        assert!(e.to_string().contains(needle), "{what}: {e}");
+        assert_eq!(t.steps_taken(), 0, "{what}: trainer unchanged");
+        assert_eq!(t.model(), &model(), "{what}: model unchanged");
+    };
+    expect_err(&good[..good.len() / 2], "truncated", "invalid checkpoint");
+    expect_err(&good[..4], "tiny", "not a safetensors file");
+    let mut flipped = good.clone();
+    let last = flipped.len() - 3;
+    flipped[last] ^= 0x40;
+    expect_err(&flipped, "flipped-bit", "CRC-32 mismatch");
+
+    // Another optimizer, other hyper-parameters, another shape, another dtype.
+    let mut other = Trainer::new(model(), HeavyBall::new(0.2, 0.9).unwrap());
+    assert!(other
+        .load_checkpoint(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("nesterov"));
+    let mut other = Trainer::new(model(), Nesterov::new(0.3, 0.9).unwrap());
+    assert!(matches!(
+        other.load_checkpoint(&path),
+        Err(Error::InvalidParameter { .. })
+    ));
+    assert_eq!(other.steps_taken(), 0);
+    let mut other = Trainer::new(
+        TwoLayerReLU::<f64>::new(6, 33, 4).unwrap(),
+        Nesterov::new(0.2, 0.9).unwrap(),
+    );
+    assert!(other
+        .load_checkpoint(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("model shape"));
+    let mut other = Trainer::new(
+        TwoLayerReLU::<f32>::new(6, 32, 4).unwrap(),
+        Nesterov::new(0.2, 0.9).unwrap(),
+    );
+    assert!(other.load_checkpoint(&path).unwrap_err().to_string().contains("dtype"));
+    let mut other = fresh().parameterization(Parameterization::Kernel);
+    if t.resolved_parameterization() == Some(Parameterization::Weight) {
+        assert!(other.load_checkpoint(&path).unwrap_err().to_string().contains("space"));
+    }
+    let missing = temp_path("does-not-exist.safetensors");
+    assert!(matches!(fresh().load_checkpoint(&missing), Err(Error::Io { .. })));
+
+    // Resuming on other data is refused.
+    let mut resumed = fresh();
+    resumed.load_checkpoint(&path).unwrap();
+    assert!(matches!(
+        resumed.run(&unit_rows(10, 6, 9), &y),
+        Err(Error::Unsupported(_))
+    ));
+
+    // A failed save leaves the previous checkpoint intact.
+    let dir_as_file = temp_path("a-directory");
+    std::fs::create_dir_all(&dir_as_file).unwrap();
+    assert!(matches!(t.save_checkpoint(&dir_as_file), Err(Error::Io { .. })));
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    // Before the first run there is nothing to save.
+    assert!(matches!(
+        fresh().save_checkpoint(temp_path("none.safetensors")),
+        Err(Error::Unsupported(_))
+    ));
+}

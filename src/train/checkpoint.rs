@@ -1,1 +1,424 @@
-pub(crate) fn _placeholder() {}
+//! Checkpoints in the safetensors format.
+//!
+//! A checkpoint is a standard [safetensors](https://github.com/huggingface/safetensors)
+//! file, readable from Python with `safetensors.numpy.load_file`. Tensors
+//! (dtype of the model, `F32` or `F64`, unless noted):
+//!
+//! | name | shape | content |
+//! |---|---|---|
+//! | `model.weights` | m × d | W_t (row r = w_r) |
+//! | `model.initial_weights` | m × d | W_0 |
+//! | `model.output_weights` | m | a |
+//! | `run.coefficients` | m × n | B_t (kernel space only) |
+//! | `optimizer.<buffer>` | the optimizer's shape | each state buffer |
+//! | `history.losses`, `history.elapsed` | steps + 1 | `F64` |
+//! | `history.diagnostics` | k × 5 | `F64`: step, ‖W_t − W_0‖_F, max_r ‖w_r(t) − w_r(0)‖, flip fraction, NTK drift (NaN if not tracked) |
+//!
+//! Matrices are stored row-major, as safetensors (and numpy) expect. The
+//! string metadata holds the format name and version, dtype, step,
+//! parameterization, optimizer name, step count, shape and hyper-parameters
+//! (as exact `f64` bit patterns), a fingerprint of the training data, and a
+//! CRC-32 of all tensor bytes, so a damaged file is rejected rather than
+//! resumed.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use nalgebra::{DMatrix, DVector};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use super::{Diagnostics, History, Parameterization, RunState, Trainer};
+use crate::{Error, Float, Optimizer, OptimizerState, Result, TwoLayerReLU};
+
+const FORMAT: &str = "ntk-momentum-checkpoint";
+const VERSION: &str = "1";
+
+/// Row-major little-endian bytes of a column-major matrix.
+fn matrix_bytes<T: Float>(m: &DMatrix<T>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(m.len() * T::BYTES);
+    for i in 0..m.nrows() {
+        for j in 0..m.ncols() {
+            m[(i, j)].extend_le_bytes(&mut out);
+        }
+    }
+    out
+}
+
+fn slice_bytes<T: Float>(v: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * T::BYTES);
+    for &x in v {
+        x.extend_le_bytes(&mut out);
+    }
+    out
+}
+
+fn hyper_string(h: &[(String, f64)]) -> String {
+    h.iter()
+        .map(|(n, v)| format!("{n}={:#018x}", v.to_bits()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A read failure, named with the checkpoint's path.
+fn bad(path: &Path, message: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn crc_of(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) -> u32 {
+    let mut sorted: Vec<&(String, Dtype, Vec<usize>, Vec<u8>)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = crc32fast::Hasher::new();
+    for (name, _, _, bytes) in sorted {
+        h.update(name.as_bytes());
+        h.update(bytes);
+    }
+    h.finalize()
+}
+
+impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
+    /// Saves the model, optimizer state, step and history to `path` (in the
+    /// [checkpoint format](crate::train::checkpoint)). The file is
+    /// written to a temporary file beside `path` and renamed over it, so an
+    /// existing checkpoint is never left half-written.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] before the first [`Trainer::run`];
+    /// [`Error::Io`] if the file cannot be written.
+    pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let run = self
+            .run
+            .as_ref()
+            .ok_or_else(|| Error::Unsupported("saving a checkpoint before the first call to Trainer::run".into()))?;
+        let state = self.optimizer.state();
+        let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        let dt = T::SAFETENSORS_DTYPE;
+        let w = self.model.weights();
+        tensors.push(("model.weights".into(), dt, vec![w.nrows(), w.ncols()], matrix_bytes(w)));
+        tensors.push((
+            "model.initial_weights".into(),
+            dt,
+            vec![w.nrows(), w.ncols()],
+            matrix_bytes(&run.initial_weights),
+        ));
+        let a = self.model.output_weights();
+        tensors.push((
+            "model.output_weights".into(),
+            dt,
+            vec![a.len()],
+            slice_bytes(a.as_slice()),
+        ));
+        if let Some(b) = &run.coefficients {
+            tensors.push((
+                "run.coefficients".into(),
+                dt,
+                vec![b.nrows(), b.ncols()],
+                matrix_bytes(b),
+            ));
+        }
+        if let Some((r, c)) = state.shape {
+            for (name, buf) in &state.buffers {
+                // Buffers are in storage (column-major) order: a column-major
+                // r x c matrix is a row-major c x r one.
+                tensors.push((format!("optimizer.{name}"), dt, vec![c, r], slice_bytes(buf)));
+            }
+        }
+        let h = &self.history;
+        tensors.push((
+            "history.losses".into(),
+            Dtype::F64,
+            vec![h.losses().len()],
+            slice_bytes(h.losses()),
+        ));
+        tensors.push((
+            "history.elapsed".into(),
+            Dtype::F64,
+            vec![h.elapsed().len()],
+            slice_bytes(h.elapsed()),
+        ));
+        let diag: Vec<f64> = h
+            .diagnostics()
+            .iter()
+            .flat_map(|d| {
+                [
+                    d.step as f64,
+                    d.weight_distance,
+                    d.max_neuron_distance,
+                    d.activation_flip_fraction,
+                    d.ntk_drift.unwrap_or(f64::NAN),
+                ]
+            })
+            .collect();
+        tensors.push((
+            "history.diagnostics".into(),
+            Dtype::F64,
+            vec![h.diagnostics().len(), 5],
+            slice_bytes(&diag),
+        ));
+
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), FORMAT.to_string());
+        meta.insert("version".to_string(), VERSION.to_string());
+        meta.insert("dtype".to_string(), T::NAME.to_string());
+        meta.insert("step".to_string(), self.step.to_string());
+        meta.insert("parameterization".to_string(), run.parameterization.to_string());
+        meta.insert("data_fingerprint".to_string(), format!("{:#018x}", run.fingerprint));
+        meta.insert("optimizer".to_string(), state.optimizer.clone());
+        meta.insert("optimizer.step".to_string(), state.step.to_string());
+        meta.insert(
+            "optimizer.shape".to_string(),
+            state.shape.map_or("none".to_string(), |(r, c)| format!("{r}x{c}")),
+        );
+        meta.insert(
+            "optimizer.hyperparameters".to_string(),
+            hyper_string(&state.hyperparameters),
+        );
+        meta.insert(
+            "optimizer.buffers".to_string(),
+            state
+                .buffers
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        meta.insert("crc32".to_string(), format!("{:#010x}", crc_of(&tensors)));
+
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, dt, shape, bytes)| {
+                TensorView::new(*dt, shape.clone(), bytes)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| bad(path, e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| bad(path, e.to_string()))?;
+        write_atomically(path, &bytes)
+    }
+
+    /// Loads a checkpoint written by [`Trainer::save_checkpoint`], so that the
+    /// next [`Trainer::run`] on the same data continues the run exactly
+    /// (bit-identically to a run that was never interrupted). Observers and
+    /// stopping options are this trainer's own.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read; [`Error::Checkpoint`] if it is
+    /// truncated or corrupted (CRC mismatch), of another format or dtype, or
+    /// of another model shape or parameterization than this trainer's; the
+    /// optimizer's error if the state belongs to another optimizer or other
+    /// hyper-parameters. On error the trainer is unchanged.
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (_, metadata) =
+            SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
+        let meta = metadata.metadata().clone().unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .map(String::as_str)
+                .ok_or_else(|| bad(path, format!("metadata lacks \"{k}\"")))
+        };
+        if get("format")? != FORMAT || get("version")? != VERSION {
+            return Err(bad(path, format!("expected format {FORMAT} version {VERSION}")));
+        }
+        if get("dtype")? != T::NAME {
+            return Err(bad(
+                path,
+                format!("dtype {} but this trainer computes in {}", get("dtype")?, T::NAME),
+            ));
+        }
+        let parse_usize = |k: &str| -> Result<usize> {
+            get(k)?
+                .parse()
+                .map_err(|_| bad(path, format!("metadata \"{k}\" is not a count")))
+        };
+        let step = parse_usize("step")?;
+
+        // Every tensor, and the CRC over all of them.
+        let mut tensors = Vec::new();
+        for name in st.names() {
+            let t = st.tensor(name).map_err(|e| bad(path, e.to_string()))?;
+            tensors.push((name.to_string(), t.dtype(), t.shape().to_vec(), t.data().to_vec()));
+        }
+        let crc = format!("{:#010x}", crc_of(&tensors));
+        if get("crc32")? != crc {
+            return Err(bad(
+                path,
+                format!(
+                    "CRC-32 mismatch (stored {}, computed {crc}): the file is corrupted",
+                    get("crc32")?
+                ),
+            ));
+        }
+        let find = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<&[u8]> {
+            let t = tensors
+                .iter()
+                .find(|t| t.0 == name)
+                .ok_or_else(|| bad(path, format!("tensor \"{name}\" missing")))?;
+            if t.1 != dtype || t.2 != shape {
+                return Err(bad(
+                    path,
+                    format!("tensor \"{name}\" is {:?} {:?}, expected {dtype:?} {shape:?}", t.1, t.2),
+                ));
+            }
+            Ok(&t.3)
+        };
+        let (m, d) = (self.model.width(), self.model.input_dim());
+        let shape_of = |name: &str| tensors.iter().find(|t| t.0 == name).map(|t| t.2.clone());
+        if shape_of("model.weights") != Some(vec![m, d]) {
+            return Err(bad(
+                path,
+                format!(
+                    "model shape {:?} but this trainer's model is {m} x {d}",
+                    shape_of("model.weights")
+                ),
+            ));
+        }
+        let dt = T::SAFETENSORS_DTYPE;
+        let weights = read_matrix::<T>(find("model.weights", dt, &[m, d])?, m, d);
+        let initial_weights = read_matrix::<T>(find("model.initial_weights", dt, &[m, d])?, m, d);
+        let output_weights = DVector::from_vec(read_vec::<T>(find("model.output_weights", dt, &[m])?));
+        let model = TwoLayerReLU::from_parts(weights, output_weights).map_err(|e| bad(path, format!("model: {e}")))?;
+        TwoLayerReLU::from_parts(initial_weights.clone(), model.output_weights().clone())
+            .map_err(|e| bad(path, format!("initial model: {e}")))?;
+
+        let parameterization = match get("parameterization")? {
+            "weight" => Parameterization::Weight,
+            "kernel" => Parameterization::Kernel,
+            other => return Err(bad(path, format!("unknown parameterization \"{other}\""))),
+        };
+        if self.parameterization != Parameterization::Auto && self.parameterization != parameterization {
+            return Err(bad(
+                path,
+                format!(
+                    "saved in {parameterization} space but this trainer is set to {} space",
+                    self.parameterization
+                ),
+            ));
+        }
+        let coefficients = match (parameterization, shape_of("run.coefficients")) {
+            (Parameterization::Kernel, Some(s)) if s.len() == 2 && s[0] == m => {
+                Some(read_matrix::<T>(find("run.coefficients", dt, &s)?, s[0], s[1]))
+            }
+            (Parameterization::Weight, None) => None,
+            (p, s) => return Err(bad(path, format!("{p} space with coefficients of shape {s:?}"))),
+        };
+        let fingerprint = u64::from_str_radix(get("data_fingerprint")?.trim_start_matches("0x"), 16)
+            .map_err(|_| bad(path, "data_fingerprint is not a hexadecimal number"))?;
+
+        // Optimizer state.
+        let opt_shape = match get("optimizer.shape")? {
+            "none" => None,
+            s => {
+                let (r, c) = s
+                    .split_once('x')
+                    .ok_or_else(|| bad(path, "optimizer.shape is not RxC"))?;
+                let r = r.parse().map_err(|_| bad(path, "optimizer.shape is not RxC"))?;
+                let c = c.parse().map_err(|_| bad(path, "optimizer.shape is not RxC"))?;
+                Some((r, c))
+            }
+        };
+        let mut hyperparameters = Vec::new();
+        for item in get("optimizer.hyperparameters")?.split(',').filter(|s| !s.is_empty()) {
+            let (n, v) = item
+                .split_once('=')
+                .ok_or_else(|| bad(path, "optimizer.hyperparameters is malformed"))?;
+            let bits = u64::from_str_radix(v.trim_start_matches("0x"), 16)
+                .map_err(|_| bad(path, "optimizer.hyperparameters is malformed"))?;
+            hyperparameters.push((n.to_string(), f64::from_bits(bits)));
+        }
+        let mut buffers = Vec::new();
+        if let Some((r, c)) = opt_shape {
+            for name in get("optimizer.buffers")?.split(',').filter(|s| !s.is_empty()) {
+                buffers.push((
+                    name.to_string(),
+                    read_vec::<T>(find(&format!("optimizer.{name}"), dt, &[c, r])?),
+                ));
+            }
+        }
+        let state = OptimizerState {
+            optimizer: get("optimizer")?.to_string(),
+            hyperparameters,
+            step: get("optimizer.step")?
+                .parse()
+                .map_err(|_| bad(path, "optimizer.step is not a count"))?,
+            shape: opt_shape,
+            buffers,
+        };
+
+        // History.
+        let n_losses = shape_of("history.losses").and_then(|s| s.first().copied()).unwrap_or(0);
+        let losses = read_vec::<f64>(find("history.losses", Dtype::F64, &[n_losses])?);
+        let elapsed = read_vec::<f64>(find("history.elapsed", Dtype::F64, &[n_losses])?);
+        let k = shape_of("history.diagnostics")
+            .and_then(|s| s.first().copied())
+            .unwrap_or(0);
+        let raw = read_vec::<f64>(find("history.diagnostics", Dtype::F64, &[k, 5])?);
+        let diagnostics: Vec<Diagnostics> = raw
+            .chunks_exact(5)
+            .map(|c| Diagnostics {
+                step: c[0] as usize,
+                weight_distance: c[1],
+                max_neuron_distance: c[2],
+                activation_flip_fraction: c[3],
+                ntk_drift: (!c[4].is_nan()).then_some(c[4]),
+            })
+            .collect();
+        if losses.len() != step + 1 || diagnostics.iter().any(|d| d.step > step) {
+            return Err(bad(
+                path,
+                format!("history of {} losses does not match step {step}", losses.len()),
+            ));
+        }
+
+        // Everything is validated; the optimizer goes last since it can still refuse.
+        self.optimizer.set_state(state)?;
+        self.model = model;
+        self.step = step;
+        self.history = History::from_parts(losses, elapsed, diagnostics);
+        self.run = Some(RunState {
+            parameterization,
+            fingerprint,
+            initial_weights,
+            coefficients,
+        });
+        Ok(())
+    }
+}
+
+fn read_vec<T: Float>(bytes: &[u8]) -> Vec<T> {
+    bytes.chunks_exact(T::BYTES).map(T::from_le_slice).collect()
+}
+
+fn read_matrix<T: Float>(bytes: &[u8], rows: usize, cols: usize) -> DMatrix<T> {
+    DMatrix::from_row_iterator(rows, cols, bytes.chunks_exact(T::BYTES).map(T::from_le_slice))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it
+/// over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid("path", path.display(), "a file path"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}

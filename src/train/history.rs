@@ -92,7 +92,13 @@ impl History {
         }
     }
 
-    pub(crate) fn truncate_diagnostics_after(&mut self, step: usize) {
-        self.diagnostics.retain(|d| d.step <= step);
+    pub(crate) fn has_diagnostics_at(&self, step: usize) -> bool {
+        self.diagnostics.last().is_some_and(|d| d.step == step)
+    }
+
+    pub(crate) fn remove_diagnostics_at(&mut self, step: usize) {
+        if self.has_diagnostics_at(step) {
+            self.diagnostics.pop();
+        }
     }
 }

@@ -41,7 +41,7 @@
 //! # Ok::<(), ntk_momentum::Error>(())
 //! ```
 
-mod checkpoint;
+pub mod checkpoint;
 mod history;
 mod observer;
 
@@ -453,8 +453,15 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         let start = Instant::now();
         let time_offset = self.history.elapsed().last().copied().unwrap_or(0.0);
         let kernel_space = run.coefficients.is_some();
-        // The history already holds the loss at `self.step` when continuing.
+        // The history already holds the loss at `self.step` when continuing;
+        // its diagnostics there are kept only if they are on the cadence (an
+        // uninterrupted run would have recorded them too).
         let mut recorded = self.history.losses().len() == self.step + 1;
+        let on_cadence = self.diagnostics_every > 0 && self.step % self.diagnostics_every == 0;
+        let mut diagnosed = recorded && on_cadence && self.history.has_diagnostics_at(self.step);
+        if recorded && !diagnosed {
+            self.history.remove_diagnostics_at(self.step);
+        }
         loop {
             // P_t, then loss_t and Mᵀ_t from one fused pass.
             match &run.coefficients {
@@ -510,10 +517,11 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 });
             }
             let last = self.step >= self.max_steps;
-            if self.diagnostics_every > 0 && (self.step % self.diagnostics_every == 0 || last) {
+            if !diagnosed && self.diagnostics_every > 0 && (self.step % self.diagnostics_every == 0 || last) {
                 let d = self.diagnostics(run, buf);
                 self.history.push_diagnostics(d);
             }
+            diagnosed = false;
             let mut stop = if self.target_loss.is_some_and(|t| loss <= t) {
                 Some(Stop::TargetLoss)
             } else if self.target_relative_loss.is_some_and(|f| loss <= f * initial_loss) {
