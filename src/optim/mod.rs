@@ -123,10 +123,15 @@ pub trait Optimizer<P: Parameters> {
     /// Restores a state produced by [`Optimizer::state`] of an optimizer of
     /// the same kind and hyper-parameters.
     ///
+    /// The shape recorded in the state replaces the current one.
+    ///
     /// # Errors
-    /// [`Error::InvalidParameter`] if the state belongs to another optimizer,
-    /// other hyper-parameters, or its buffers do not match its shape; the
-    /// current state is then unchanged.
+    /// [`Error::InvalidParameter`] if the state belongs to another optimizer
+    /// or other hyper-parameters, names other buffers than this optimizer's,
+    /// or records steps or buffers without a shape;
+    /// [`Error::ShapeMismatch`] if a buffer's length does not match the
+    /// recorded shape; [`Error::NonFinite`] if a buffer holds NaN or an
+    /// infinity. The current state is then unchanged.
     fn set_state(&mut self, state: OptimizerState<P::Scalar>) -> Result<()>;
     /// A short stable name, e.g. `"nesterov"`.
     fn name(&self) -> &'static str;
@@ -161,6 +166,23 @@ pub(crate) fn check_lr(lr: f64) -> Result<f64> {
     }
 }
 
+/// Validates a learning rate for an optimizer computing in `T`: finite,
+/// positive, and still so once converted to `T` (in `f32`, 1e39 would become
+/// +inf and 1e-50 would become 0).
+pub(crate) fn check_lr_for<T: Float>(lr: f64) -> Result<f64> {
+    let lr = check_lr(lr)?;
+    let converted = T::cast(lr);
+    if converted.finite() && converted > T::zero() {
+        Ok(lr)
+    } else {
+        Err(Error::invalid(
+            "lr",
+            lr,
+            format!("a finite number > 0 that stays finite and > 0 in {}", T::NAME),
+        ))
+    }
+}
+
 /// Validates a momentum: in [0, 1).
 pub(crate) fn check_momentum(momentum: f64) -> Result<f64> {
     if (0.0..1.0).contains(&momentum) {
@@ -175,11 +197,11 @@ fn fmt_shape(s: (usize, usize)) -> String {
 }
 
 /// Index of the first non-finite entry, if any. The common all-finite case
-/// is one vectorised pass: `x - x` is 0 for finite `x` and NaN otherwise.
+/// is one vectorised pass: `0 · x` is 0 for finite `x` and NaN otherwise.
 pub(crate) fn first_non_finite<T: Float>(xs: &[T]) -> Option<usize> {
     let mut acc = T::zero();
     for &x in xs {
-        acc += x - x;
+        acc += x * T::zero();
     }
     if acc.finite() {
         None
@@ -213,8 +235,9 @@ pub(crate) fn check_step<P: Parameters>(params: &P, grad: &P, recorded: Option<(
 }
 
 /// Checks a state against an optimizer's name, hyper-parameters and buffer
-/// names before it is restored.
-pub(crate) fn check_state<T>(
+/// names, its buffers against its shape, and their entries for finiteness,
+/// before it is restored.
+pub(crate) fn check_state<T: Float>(
     state: &OptimizerState<T>,
     name: &str,
     hyper: &[(&str, f64)],
@@ -259,13 +282,26 @@ pub(crate) fn check_state<T>(
                     format!("{buffers:?}"),
                 ));
             }
+            let Some(len) = r.checked_mul(c) else {
+                return Err(Error::shape(
+                    "state.shape",
+                    "rows x columns with a representable entry count",
+                    fmt_shape((r, c)),
+                ));
+            };
             for (n, b) in &state.buffers {
-                if b.len() != r * c {
+                if b.len() != len {
                     return Err(Error::shape(
                         format!("state buffer {n}"),
-                        format!("{} entries", r * c),
+                        format!("{len} entries"),
                         format!("{} entries", b.len()),
                     ));
+                }
+                if let Some(i) = first_non_finite(b) {
+                    return Err(Error::NonFinite {
+                        what: format!("state buffer {n}"),
+                        location: format!("entry {i} (storage order), value {}", b[i]),
+                    });
                 }
             }
         }

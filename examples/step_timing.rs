@@ -1,0 +1,159 @@
+//! Times full-batch training steps of the two-layer ReLU network.
+//!
+//! ```text
+//! cargo run --release --example step_timing -- --n 1000 --d 3072 --m 4096 \
+//!     --dtype f64 --param weight --optimizer nag --steps 10 --threads 2
+//! ```
+//!
+//! Synthetic data (Gaussian rows scaled to unit norm, labels ±1, seeded). It
+//! runs `--warmup` steps, then `--steps` more, and reports the mean time of
+//! the latter from the training loop's own per-step clock. The last line is
+//! `ms_per_step=<number>`.
+
+use clap::{Parser, ValueEnum};
+use nalgebra::{DMatrix, DVector};
+use ntk_momentum::train::{auto_parameterization, flops_per_step, Parameterization, Trainer};
+use ntk_momentum::{Float, GradientDescent, HeavyBall, Nesterov, Optimizer, TwoLayerReLU};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Dtype {
+    F32,
+    F64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Param {
+    Weight,
+    Kernel,
+    Auto,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Method {
+    Gd,
+    Hb,
+    Nag,
+}
+
+/// Times full-batch training steps.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Number of samples.
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// Input dimension.
+    #[arg(long, default_value_t = 3072)]
+    d: usize,
+    /// Width (hidden neurons).
+    #[arg(long, default_value_t = 4096)]
+    m: usize,
+    /// Float type.
+    #[arg(long, value_enum, default_value_t = Dtype::F64)]
+    dtype: Dtype,
+    /// Parameterization.
+    #[arg(long, value_enum, default_value_t = Param::Auto)]
+    param: Param,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = Method::Nag)]
+    optimizer: Method,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// GEMM threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Seed of the data and the network.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn data<T: Float>(n: usize, d: usize, seed: u64) -> (DMatrix<T>, DVector<T>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = DMatrix::<f64>::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng));
+    for mut row in x.row_iter_mut() {
+        let norm = row.norm();
+        row /= norm;
+    }
+    let y = DVector::from_fn(n, |i, _| if i % 2 == 0 { T::one() } else { -T::one() });
+    (x.map(T::cast), y)
+}
+
+fn time<T: Float, O: Optimizer<DMatrix<T>>>(
+    args: &Args,
+    optimizer: O,
+) -> Result<(f64, Parameterization), ntk_momentum::Error> {
+    let (x, y) = data::<T>(args.n, args.d, args.seed);
+    let model = TwoLayerReLU::<T>::new(args.d, args.m, args.seed)?;
+    let p = match args.param {
+        Param::Weight => Parameterization::Weight,
+        Param::Kernel => Parameterization::Kernel,
+        Param::Auto => Parameterization::Auto,
+    };
+    let mut trainer = Trainer::new(model, optimizer)
+        .parameterization(p)
+        .max_steps(args.warmup)
+        .diagnostics_every(0)
+        .divergence_factor(f64::MAX);
+    trainer.run(&x, &y)?;
+    trainer.set_max_steps(args.warmup + args.steps);
+    let history = trainer.run(&x, &y)?;
+    let e = history.elapsed();
+    let per_step = (e[args.warmup + args.steps] - e[args.warmup]) / args.steps as f64;
+    Ok((
+        per_step * 1e3,
+        trainer.resolved_parameterization().expect("the run started"),
+    ))
+}
+
+fn run<T: Float>(args: &Args) -> Result<(f64, Parameterization), ntk_momentum::Error> {
+    let lr = 1e-3;
+    match args.optimizer {
+        Method::Gd => time::<T, _>(args, GradientDescent::new(lr)?),
+        Method::Hb => time::<T, _>(args, HeavyBall::new(lr, 0.9)?),
+        Method::Nag => time::<T, _>(args, Nesterov::new(lr, 0.9)?),
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    if args.steps == 0 {
+        eprintln!("error: --steps must be at least 1");
+        std::process::exit(2);
+    }
+    ntk_momentum::set_gemm_threads(args.threads);
+    let result = match args.dtype {
+        Dtype::F32 => run::<f32>(&args),
+        Dtype::F64 => run::<f64>(&args),
+    };
+    match result {
+        Ok((ms, p)) => {
+            let flops = flops_per_step(args.n, args.m, args.d, p);
+            println!(
+                "n={} d={} m={} dtype={:?} optimizer={:?} param={p} (auto would pick {}) threads={}",
+                args.n,
+                args.d,
+                args.m,
+                args.dtype,
+                args.optimizer,
+                auto_parameterization(args.n, args.m, args.d, args.steps),
+                ntk_momentum::gemm_threads()
+            );
+            println!(
+                "GEMM flops per step {:.3e}, effective rate {:.1} GFLOP/s",
+                flops,
+                flops / (ms * 1e-3) / 1e9
+            );
+            println!("ms_per_step={ms:.3}");
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
