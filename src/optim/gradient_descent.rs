@@ -1,4 +1,4 @@
-use super::{check_lr, optimizer_bookkeeping, Core, Optimizer, Parameters};
+use super::{check_lr_for, optimizer_bookkeeping, Core, Optimizer, Parameters};
 use crate::{Float, Result};
 
 /// Gradient descent with a constant step size.
@@ -35,10 +35,11 @@ impl<T: Float> GradientDescent<T> {
     /// Gradient descent with step size `lr` (η).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0.
+    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 (also
+    /// once converted to `T`).
     pub fn new(lr: f64) -> Result<Self> {
         Ok(GradientDescent {
-            lr: check_lr(lr)?,
+            lr: check_lr_for::<T>(lr)?,
             core: Core::new(&[]),
         })
     }

@@ -1,4 +1,4 @@
-use super::{check_lr, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters};
+use super::{check_lr_for, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters};
 use crate::{Float, Result};
 
 /// Polyak's heavy-ball method.
@@ -46,11 +46,11 @@ impl<T: Float> HeavyBall<T> {
     /// Heavy ball with step size `lr` (η) and momentum `momentum` (β).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 and
-    /// `momentum` is in [0, 1).
+    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 (also
+    /// once converted to `T`) and `momentum` is in [0, 1).
     pub fn new(lr: f64, momentum: f64) -> Result<Self> {
         Ok(HeavyBall {
-            lr: check_lr(lr)?,
+            lr: check_lr_for::<T>(lr)?,
             momentum: check_momentum(momentum)?,
             core: Core::new(&["velocity"]),
         })

@@ -28,22 +28,23 @@ impl Default for MinimizeOptions {
 }
 
 impl MinimizeOptions {
-    /// Stop after this many optimizer steps.
+    /// Stop after this many optimizer steps (0: evaluate the start only).
     pub fn max_iters(mut self, n: usize) -> Self {
         self.max_iters = n;
         self
     }
-    /// Stop once the Euclidean norm of the gradient is at most `tol`.
+    /// Stop once the Euclidean norm of the gradient is at most `tol`, which
+    /// must be finite and >= 0.
     pub fn grad_tol(mut self, tol: f64) -> Self {
         self.grad_tol = Some(tol);
         self
     }
-    /// Stop once the objective is at most `value`.
+    /// Stop once the objective is at most `value` (not NaN).
     pub fn target_value(mut self, value: f64) -> Self {
         self.target_value = Some(value);
         self
     }
-    /// Treat an objective value above `threshold` as divergence.
+    /// Treat an objective value above `threshold` (not NaN) as divergence.
     pub fn divergence_threshold(mut self, threshold: f64) -> Self {
         self.divergence_threshold = Some(threshold);
         self
@@ -99,7 +100,8 @@ pub struct MinimizeReport {
 /// and otherwise takes one optimizer step.
 ///
 /// # Errors
-/// Invalid options; any error of [`Optimizer::step`] (gradient of the wrong
+/// [`Error::InvalidParameter`] for invalid options (checked before the
+/// objective is first called); any error of [`Optimizer::step`] (gradient of the wrong
 /// shape, ...); and [`Error::Diverged`] when the value or gradient is not
 /// finite or the value exceeds the divergence threshold. Then `params` holds
 /// the last iterate whose value was finite and below the threshold, and the

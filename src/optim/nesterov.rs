@@ -1,4 +1,4 @@
-use super::{check_lr, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters};
+use super::{check_lr_for, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters};
 use crate::{Float, Result};
 
 /// Nesterov's accelerated gradient (NAG), written with its explicit
@@ -22,7 +22,7 @@ use crate::{Float, Result};
 ///   with g_t = ∇f(y_t). You never evaluate a look-ahead point yourself.
 /// - *PyTorch.* `SGD(lr=η, momentum=β, dampening=0, nesterov=True)` keeps
 ///   b_t = β b_{t−1} + g_t and updates θ ← θ − η (g_t + β b_t); its iterates
-///   equal these (checked to 1e-12 in the test suite). Optax's
+///   equal these (checked to 1e-12 in `tests/optim.rs`). Optax's
 ///   `sgd(η, momentum=β, nesterov=True)` is the same recursion.
 ///
 /// # Examples
@@ -57,11 +57,11 @@ impl<T: Float> Nesterov<T> {
     /// NAG with step size `lr` (η) and momentum `momentum` (β).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 and
-    /// `momentum` is in [0, 1).
+    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 (also
+    /// once converted to `T`) and `momentum` is in [0, 1).
     pub fn new(lr: f64, momentum: f64) -> Result<Self> {
         Ok(Nesterov {
-            lr: check_lr(lr)?,
+            lr: check_lr_for::<T>(lr)?,
             momentum: check_momentum(momentum)?,
             core: Core::new(&["velocity", "previous_gradient"]),
         })
