@@ -708,7 +708,7 @@ fn balanced_subsets_are_balanced_sorted_and_seeded() {
         let a = balanced_subset(&mnist, &task, n, 3).unwrap();
         assert_eq!(a.len(), n);
         assert!(a.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
-        let pos = a.iter().filter(|&&i| mnist.labels()[i] % 2 == 0).count();
+        let pos = a.iter().filter(|&&i| mnist.labels()[i].is_multiple_of(2)).count();
         assert_eq!(pos, n - n / 2);
         assert_eq!(a, balanced_subset(&mnist, &task, n, 3).unwrap());
         if n < 2000 {
