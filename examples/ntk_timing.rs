@@ -1,0 +1,160 @@
+//! Times the NTK Gram matrix of the two-layer ReLU network.
+//!
+//! ```text
+//! cargo run --release --example ntk_timing -- --n 1000 --d 3072 --m 4096 \
+//!     --dtype f64 --steps 5 --threads 2
+//! ```
+//!
+//! Same synthetic data as `examples/step_timing.rs` (Gaussian rows scaled to
+//! unit norm, seeded). `--kernel empirical` (default) times
+//! `TwoLayerReLU::ntk_gram` (H = (X Xᵀ) ∘ (S Sᵀ) / m, with the forward
+//! pre-activations X Wᵀ); `--kernel infinite` times
+//! `ntk::infinite_width_gram`. It makes `--warmup` untimed calls, then times
+//! `--steps` calls one by one. The last line is the mean,
+//! `ms_per_call=<number>`, the quantity `benches/peers/ntk_gram_numpy.py`
+//! and `ntk_gram_neural_tangents.py` print.
+
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use nalgebra::DMatrix;
+use ntk_momentum::ntk::infinite_width_gram;
+use ntk_momentum::{Float, TwoLayerReLU};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Dtype {
+    F32,
+    F64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Kernel {
+    /// `TwoLayerReLU::ntk_gram` (the empirical NTK at the initial weights).
+    Empirical,
+    /// `ntk::infinite_width_gram` (its expectation; does not depend on m).
+    Infinite,
+}
+
+/// Times the NTK Gram matrix.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Number of samples.
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// Input dimension.
+    #[arg(long, default_value_t = 3072)]
+    d: usize,
+    /// Width (hidden neurons).
+    #[arg(long, default_value_t = 4096)]
+    m: usize,
+    /// Float type.
+    #[arg(long, value_enum, default_value_t = Dtype::F64)]
+    dtype: Dtype,
+    /// Which Gram matrix.
+    #[arg(long, value_enum, default_value_t = Kernel::Empirical)]
+    kernel: Kernel,
+    /// Timed calls.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Untimed warm-up calls.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// GEMM threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Seed of the data and the network.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn data<T: Float>(n: usize, d: usize, seed: u64) -> DMatrix<T> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = DMatrix::<f64>::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng));
+    for mut row in x.row_iter_mut() {
+        let norm = row.norm();
+        row /= norm;
+    }
+    x.map(T::cast)
+}
+
+/// Per-call times in seconds, and the trace of the last result.
+fn time<T: Float>(args: &Args) -> Result<(Vec<f64>, f64), ntk_momentum::Error> {
+    let x = data::<T>(args.n, args.d, args.seed);
+    let model = TwoLayerReLU::<T>::new(args.d, args.m, args.seed)?;
+    let call = || match args.kernel {
+        Kernel::Empirical => model.ntk_gram(&x),
+        Kernel::Infinite => infinite_width_gram(&x),
+    };
+    for _ in 0..args.warmup {
+        std::hint::black_box(call()?);
+    }
+    let mut times = Vec::with_capacity(args.steps);
+    let mut trace = 0.0;
+    for _ in 0..args.steps {
+        let start = Instant::now();
+        let h = std::hint::black_box(call()?);
+        times.push(start.elapsed().as_secs_f64());
+        trace = h.trace().to_f64();
+    }
+    Ok((times, trace))
+}
+
+fn main() {
+    let args = Args::parse();
+    if args.steps == 0 {
+        eprintln!("error: --steps must be at least 1");
+        std::process::exit(2);
+    }
+    ntk_momentum::set_gemm_threads(args.threads);
+    let result = match args.dtype {
+        Dtype::F32 => time::<f32>(&args),
+        Dtype::F64 => time::<f64>(&args),
+    };
+    let (times, trace) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let (n, d, m) = (args.n as f64, args.d as f64, args.m as f64);
+    // Nominal GEMM flops, counted as in benches/peers/ntk_gram_numpy.py
+    // (X Wᵀ, X Xᵀ and S Sᵀ as plain GEMMs).
+    let flops = match args.kernel {
+        Kernel::Empirical => 2.0 * n * m * d + 2.0 * n * n * d + 2.0 * n * n * m,
+        Kernel::Infinite => 2.0 * n * n * d,
+    };
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = if sorted.len() % 2 == 1 {
+        sorted[sorted.len() / 2]
+    } else {
+        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    };
+    println!(
+        "n={} d={} m={} dtype={:?} kernel={:?} threads={} trace={trace:.10e}",
+        args.n,
+        args.d,
+        args.m,
+        args.dtype,
+        args.kernel,
+        ntk_momentum::gemm_threads()
+    );
+    println!(
+        "mean {:.3} ms, median {:.3} ms, min {:.3} ms, max {:.3} ms over {} calls",
+        mean * 1e3,
+        median * 1e3,
+        sorted[0] * 1e3,
+        sorted[sorted.len() - 1] * 1e3,
+        times.len()
+    );
+    println!(
+        "nominal GEMM flops per call {flops:.3e}, rate {:.1} GFLOP/s",
+        flops / mean / 1e9
+    );
+    println!("ms_per_call={:.3}", mean * 1e3);
+}
