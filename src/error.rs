@@ -94,6 +94,16 @@ pub enum Error {
     /// A data request cannot be met (too few samples, unknown class, ...).
     #[error("invalid data request: {0}")]
     Data(String),
+    /// A download failed: no connection, an HTTP error status, a body that
+    /// is truncated or too large, or a checksum that differs from the
+    /// published one (feature `download`).
+    #[error("download of {url} failed: {message}")]
+    Download {
+        /// The URL that was requested.
+        url: String,
+        /// What went wrong, e.g. the expected and the actual digest.
+        message: String,
+    },
 }
 
 impl Error {

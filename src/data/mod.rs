@@ -43,6 +43,8 @@
 //! ```
 
 pub mod cifar10;
+#[cfg(feature = "download")]
+pub mod download;
 pub mod embedded;
 pub mod idx;
 mod images;
