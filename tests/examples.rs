@@ -1,0 +1,153 @@
+//! The experiment examples run end to end on the embedded real data at small
+//! sizes, write their files, and turn bad flags into one-line errors with
+//! exit code 2.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The example's binary, brought up to date with the test profile (a no-op
+/// when `cargo test` has just built the examples).
+fn example(name: &str) -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let bin = profile_dir.join("examples").join(name);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--profile", "test", "--example", name])
+        .status()
+        .unwrap();
+    assert!(status.success(), "building example {name}");
+    assert!(bin.exists(), "{} not found", bin.display());
+    bin
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ntk-momentum-examples-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn run(name: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(example(name)).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn check_subset(name: &str, n: &str) {
+    let dir = out_dir(name);
+    let d = dir.to_str().unwrap();
+    let (code, stdout, stderr) = run(
+        name,
+        &[
+            "--n",
+            n,
+            "--width",
+            "64",
+            "--steps",
+            "12",
+            "--quiet",
+            "--out",
+            d,
+            "--optimizers",
+            "gd,hb,nag",
+        ],
+    );
+    assert_eq!(code, 0, "{name}: {stderr}");
+    assert!(
+        stdout.contains("lambda_min") && stdout.contains("NAG over HB") && stdout.contains("rate meas"),
+        "{name}: {stdout}"
+    );
+    let csv = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("optimizer,step,loss"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 3 * 13, "{name}: 13 losses (steps 0..=12) per optimizer");
+    for opt in ["gd", "hb", "nag"] {
+        assert!(rows.iter().any(|r| r.starts_with(&format!("{opt},0,"))));
+    }
+    let svg = std::fs::read_to_string(dir.join("loss.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("nag (NTK prediction)"),
+        "{name}: loss.svg"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cifar_subset_runs_on_embedded_data() {
+    check_subset("cifar_subset", "20");
+}
+
+#[test]
+fn mnist_subset_runs_on_embedded_data() {
+    check_subset("mnist_subset", "40");
+}
+
+#[test]
+fn fashion_subset_runs_on_embedded_data() {
+    check_subset("fashion_subset", "40");
+}
+
+#[test]
+fn width_sweep_runs_on_embedded_data() {
+    let dir = out_dir("width_sweep");
+    let d = dir.to_str().unwrap();
+    let (code, stdout, stderr) = run(
+        "width_sweep",
+        &[
+            "--n", "30", "--widths", "32,128", "--steps", "10", "--quiet", "--out", d,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("NTK drift"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.join("width_sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 2, "a row per width and optimizer");
+    assert!(std::fs::read_to_string(dir.join("width_sweep.svg"))
+        .unwrap()
+        .starts_with("<svg"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_give_one_line_errors_and_exit_code_2() {
+    let dir = out_dir("bad");
+    let d = dir.to_str().unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (&["--data-dir", "/definitely/not/here"], "/definitely/not/here"),
+        (&["--n", "21"], "n = 21"),
+        (&["--optimizers", "gd,adam"], "adam"),
+        (&["--momentum", "1.5"], "momentum"),
+        (&["--lr=-1"], "lr"),
+        (&["--task", "airplane/unicorn"], "unicorn"),
+        (&["--dtype", "f16"], "f16"),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["--quiet", "--steps", "2", "--width", "8", "--out", d];
+        all.extend_from_slice(args);
+        let (code, _, stderr) = run("cifar_subset", &all);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // A file of the wrong layout in a data directory.
+    let data = out_dir("bad-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("test_batch.bin"), vec![0u8; 3073 + 100]).unwrap();
+    let (code, _, stderr) = run(
+        "cifar_subset",
+        &["--quiet", "--data-dir", data.to_str().unwrap(), "--out", d],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("test_batch.bin") && stderr.contains("offset"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&dir);
+}
