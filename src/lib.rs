@@ -2,7 +2,9 @@
 //!
 //! Momentum optimizers — [`GradientDescent`], [`HeavyBall`] and [`Nesterov`]
 //! (with its explicit gradient-correction term) — behind one generic
-//! [`Optimizer`] trait that works on your own parameter containers.
+//! [`Optimizer`] trait that works on your own parameter containers, and the
+//! over-parameterized two-layer ReLU network ([`TwoLayerReLU`]) in which their
+//! convergence is understood through the neural tangent kernel.
 //!
 //! ## Quick start
 //!
@@ -19,6 +21,39 @@
 //! assert!(x[0].abs() < 1e-6 && x[1].abs() < 1e-6);
 //! # Ok::<(), ntk_momentum::Error>(())
 //! ```
+//!
+//! ## Map of the crate
+//!
+//! The data flow X, y → model → gradient → optimizer → parameters, with the
+//! training loop as the only place that ties them:
+//!
+//! - [`optim`]: the [`Optimizer`] trait, the three methods, their conventions
+//!   (NAG = look-ahead Nesterov = PyTorch's `nesterov=True`), saved state, and
+//!   [`minimize`] for any objective given as a closure.
+//! - [`model`]: [`TwoLayerReLU`] — forward, loss, gradient, Jacobian (matrix
+//!   and operator), empirical NTK Gram matrix.
+//! - [`ntk`]: the infinite-width kernel and spectra.
+//! - [`theory`]: predicted rates, stability limits and tunings of GD, HB and
+//!   NAG from the NTK spectrum, and measured-versus-predicted comparisons.
+//! - [`train`]: [`Trainer`], the full-batch loop in weight or exact kernel
+//!   space, with stopping rules, diagnostics, observers and checkpoints.
+//! - [`data`]: CIFAR-10 and IDX readers, preprocessing, binary tasks and
+//!   real data subsets embedded in the crate.
+//! - [`Error`]: the one error type; every fallible call returns
+//!   [`Result`]`<_, Error>` and never panics on bad input.
+//!
+//! ## Reproducibility and threads
+//!
+//! Networks are initialised from a seeded ChaCha8 generator; the same seed,
+//! data and options give bit-identical results on every run and for any
+//! number of GEMM threads ([`set_gemm_threads`]).
+//!
+//! ## Features
+//!
+//! - `progress` (default): [`train::ProgressBar`], a terminal progress-bar
+//!   observer (indicatif).
+//! - `download`: `data::download`, fetching and verifying the official
+//!   CIFAR-10 archive (ureq with rustls, tar, md-5).
 #![deny(missing_docs)]
 
 pub mod data;
@@ -40,3 +75,8 @@ pub use optim::{
     Parameters, StopReason,
 };
 pub use train::{Diagnostics, History, Parameterization, Trainer};
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
