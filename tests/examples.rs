@@ -14,10 +14,25 @@ fn example(name: &str) -> PathBuf {
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let bin = profile_dir.join("examples").join(name);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--profile", "test", "--example", name])
-        .status()
-        .unwrap();
+    // The same profile and features as this test, so cargo reuses the
+    // artifacts it has just built.
+    let mut features = vec!["progress"];
+    if cfg!(feature = "download") {
+        features.push("download");
+    }
+    let features = features.join(",");
+    let args = [
+        "build",
+        "--quiet",
+        "--profile",
+        "test",
+        "--no-default-features",
+        "--features",
+        &features,
+        "--example",
+        name,
+    ];
+    let status = Command::new(cargo).args(args).status().unwrap();
     assert!(status.success(), "building example {name}");
     assert!(bin.exists(), "{} not found", bin.display());
     bin
