@@ -19,7 +19,13 @@ fn problem(n: usize, d: usize, seed: u64) -> (DMatrix<f64>, DVector<f64>) {
         let norm = row.norm();
         row /= norm;
     }
-    let y = DVector::from_fn(n, |i, _| if (i * 7 + seed as usize) % 3 == 0 { 1.0 } else { -1.0 });
+    let y = DVector::from_fn(n, |i, _| {
+        if (i * 7 + seed as usize).is_multiple_of(3) {
+            1.0
+        } else {
+            -1.0
+        }
+    });
     (x, y)
 }
 

@@ -87,6 +87,7 @@ fn weight_and_kernel_space_agree() {
 
 /// An independent weight-space implementation of DESIGN section 2 with plain
 /// loops: forward, gradient and the three update rules.
+#[allow(clippy::too_many_arguments)]
 fn reference_losses(
     method: Method,
     x: &DMatrix<f64>,
@@ -212,7 +213,7 @@ fn stopping_rules() {
         match t.run(&x, &y) {
             Err(Error::Diverged { step, history, .. }) => {
                 assert_eq!(history.losses().len(), step + 1, "history kept up to the diverged step");
-                assert!(step >= 1 && step < 1000);
+                assert!((1..1000).contains(&step));
                 // The model holds the last acceptable weights: its loss is the
                 // previous entry of the history.
                 let kept = t.model().loss(&x, &y).unwrap();

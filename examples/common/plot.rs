@@ -7,6 +7,11 @@ use plotters::prelude::*;
 
 use super::{short, RunResult};
 
+/// Points of one line.
+type Points = Vec<(f64, f64)>;
+/// Named lines of one panel: (legend, value per width).
+pub type Lines = Vec<(String, Vec<f64>)>;
+
 const COLORS: [RGBColor; 3] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44)];
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -27,7 +32,7 @@ fn positive(points: impl Iterator<Item = (usize, f64)>) -> Vec<(f64, f64)> {
 /// Log-scale loss against step: a solid line per optimizer (measured) and a
 /// dashed one (the linearized NTK prediction from H(W_0)).
 pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> Result<(), Error> {
-    let series: Vec<(String, RGBColor, Vec<(f64, f64)>, Vec<(f64, f64)>)> = results
+    let series: Vec<(String, RGBColor, Points, Points)> = results
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -94,12 +99,7 @@ pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> Result<(), E
 }
 
 /// One log-log panel per quantity against width.
-pub fn sweep_svg(
-    path: &Path,
-    title: &str,
-    widths: &[usize],
-    rows: &[(&str, Vec<(String, Vec<f64>)>)],
-) -> Result<(), Error> {
+pub fn sweep_svg(path: &Path, title: &str, widths: &[usize], rows: &[(&str, Lines)]) -> Result<(), Error> {
     let root = SVGBackend::new(path, (1000, 320 * rows.len().max(1) as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let (caption_area, body) = root.split_vertically(24);

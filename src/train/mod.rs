@@ -55,7 +55,7 @@ pub use observer::ProgressBar;
 pub use observer::{Control, Observer, StepInfo};
 
 use crate::linalg::{gemm, gram_of_columns, Operand};
-use crate::model::{residual_weights, shape_str};
+use crate::model::residual_weights;
 use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
 
 /// Which coordinates the training loop runs the optimizer in (see the
@@ -300,7 +300,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     }
 
     fn validate_options(&self) -> Result<()> {
-        if !(self.divergence_factor > 1.0) {
+        if self.divergence_factor.is_nan() || self.divergence_factor <= 1.0 {
             return Err(Error::invalid(
                 "divergence_factor",
                 self.divergence_factor,
@@ -452,12 +452,11 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     fn steps(&mut self, x: &DMatrix<T>, y: &DVector<T>, run: &mut RunState<T>, buf: &mut Buffers<T>) -> Result<Stop> {
         let start = Instant::now();
         let time_offset = self.history.elapsed().last().copied().unwrap_or(0.0);
-        let kernel_space = run.coefficients.is_some();
         // The history already holds the loss at `self.step` when continuing;
         // its diagnostics there are kept only if they are on the cadence (an
         // uninterrupted run would have recorded them too).
         let mut recorded = self.history.losses().len() == self.step + 1;
-        let on_cadence = self.diagnostics_every > 0 && self.step % self.diagnostics_every == 0;
+        let on_cadence = self.diagnostics_every > 0 && self.step.is_multiple_of(self.diagnostics_every);
         let mut diagnosed = recorded && on_cadence && self.history.has_diagnostics_at(self.step);
         if recorded && !diagnosed {
             self.history.remove_diagnostics_at(self.step);
@@ -517,7 +516,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 });
             }
             let last = self.step >= self.max_steps;
-            if !diagnosed && self.diagnostics_every > 0 && (self.step % self.diagnostics_every == 0 || last) {
+            if !diagnosed && self.diagnostics_every > 0 && (self.step.is_multiple_of(self.diagnostics_every) || last) {
                 let d = self.diagnostics(run, buf);
                 self.history.push_diagnostics(d);
             }
@@ -569,7 +568,6 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 }
             }
             self.step += 1;
-            let _ = kernel_space;
         }
     }
 
@@ -662,9 +660,4 @@ pub(crate) fn data_fingerprint<T: Float>(x: &DMatrix<T>, y: &DVector<T>) -> u64 
         eat(v.to_f64().to_bits());
     }
     h
-}
-
-#[allow(dead_code)]
-fn _shape_str_used<T>(m: &DMatrix<T>) -> String {
-    shape_str(m)
 }

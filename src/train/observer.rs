@@ -77,7 +77,7 @@ impl Observer for ProgressBar {
     fn observe(&mut self, info: &StepInfo<'_>) -> Control {
         self.bar.set_length(info.max_steps as u64);
         self.bar.set_position(info.step as u64);
-        if info.step % 8 == 0 || info.step == info.max_steps {
+        if info.step.is_multiple_of(8) || info.step == info.max_steps {
             self.bar.set_message(format!(
                 "loss {:.3e} ({:.1e} of initial)",
                 info.loss,
