@@ -101,10 +101,12 @@ fn time<T: Float, O: Optimizer<DMatrix<T>>>(
         .diagnostics_every(0)
         .divergence_factor(f64::MAX);
     trainer.run(&x, &y)?;
-    trainer.set_max_steps(args.warmup + args.steps);
+    trainer.set_max_steps(args.warmup + args.steps + 1);
     let history = trainer.run(&x, &y)?;
+    // A continued run first recomputes the loss at the step it resumes from;
+    // time from the first step it takes, to count whole steps only.
     let e = history.elapsed();
-    let per_step = (e[args.warmup + args.steps] - e[args.warmup]) / args.steps as f64;
+    let per_step = (e[args.warmup + args.steps + 1] - e[args.warmup + 1]) / args.steps as f64;
     Ok((
         per_step * 1e3,
         trainer.resolved_parameterization().expect("the run started"),

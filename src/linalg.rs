@@ -15,17 +15,40 @@ use crate::Float;
 
 static GEMM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets the number of threads the large matrix products use (`0` restores
-/// the default: all available cores). Results do not depend on it.
+/// Sets the number of threads the large matrix products and the large
+/// elementwise passes (optimizer steps, the fused residual pass) use (`0`
+/// restores the default: all available cores). Results do not depend on it:
+/// work is split over output entries, never over a sum.
 pub fn set_gemm_threads(threads: usize) {
     GEMM_THREADS.store(threads, Ordering::Relaxed);
 }
 
-/// The number of threads the large matrix products use.
+/// The number of threads the large matrix products and elementwise passes use.
 pub fn gemm_threads() -> usize {
     match GEMM_THREADS.load(Ordering::Relaxed) {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         t => t,
+    }
+}
+
+/// Whether an elementwise pass over `len` entries should be split across
+/// threads (large enough, and more than one thread allowed). Elementwise
+/// passes give bit-identical results either way.
+pub(crate) fn parallel(len: usize) -> bool {
+    len >= 1 << 16 && gemm_threads() > 1
+}
+
+/// `dst ← src` (same shape), split across threads when large.
+pub(crate) fn copy<T: Float>(dst: &mut DMatrix<T>, src: &DMatrix<T>) {
+    use rayon::prelude::*;
+    assert_eq!(dst.shape(), src.shape(), "copy shapes");
+    let (d, s) = (dst.as_mut_slice(), src.as_slice());
+    if parallel(d.len()) {
+        d.par_chunks_mut(1 << 14)
+            .zip(s.par_chunks(1 << 14))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    } else {
+        d.copy_from_slice(s);
     }
 }
 

@@ -66,6 +66,7 @@ pub struct TwoLayerReLU<T: Float = f64> {
 pub struct Workspace<T: Float> {
     pub(crate) preactivations: DMatrix<T>,
     pub(crate) residual_weights: DMatrix<T>,
+    pub(crate) column_losses: Vec<f64>,
 }
 
 impl<T: Float> Workspace<T> {
@@ -74,6 +75,7 @@ impl<T: Float> Workspace<T> {
         Workspace {
             preactivations: DMatrix::zeros(0, 0),
             residual_weights: DMatrix::zeros(0, 0),
+            column_losses: Vec::new(),
         }
     }
 
@@ -81,6 +83,7 @@ impl<T: Float> Workspace<T> {
         if self.preactivations.shape() != (m, n) {
             self.preactivations = DMatrix::zeros(m, n);
             self.residual_weights = DMatrix::zeros(m, n);
+            self.column_losses = vec![0.0; n];
         }
     }
 }
@@ -299,9 +302,11 @@ impl<T: Float> TwoLayerReLU<T> {
         self.preactivations_into(x, &mut workspace.preactivations);
         let loss = residual_weights(
             &workspace.preactivations,
+            None,
             &self.output_weights,
             y,
             &mut workspace.residual_weights,
+            &mut workspace.column_losses,
         );
         // G = Mᵀ X
         gemm(
@@ -471,24 +476,63 @@ fn output_of_column<T: Float>(p: &[T], a: &[T]) -> T {
     acc
 }
 
-/// One fused pass over the pre-activations `P` (m × n): for each sample i the
-/// output `u_i`, the residual `r_i = u_i − y_i`, and column i of
-/// `Mᵀ` (`Mᵀ_ri = r_i S_ir a_r / √m`) into `mt`. Returns the loss ½ Σ r_i²
-/// (accumulated in `f64`).
-pub(crate) fn residual_weights<T: Float>(p: &DMatrix<T>, a: &DVector<T>, y: &DVector<T>, mt: &mut DMatrix<T>) -> f64 {
-    let scale = T::one() / T::cast(p.nrows() as f64).sqrt();
+/// One fused pass over the pre-activations `P = base + offset` (m × n; the
+/// offset is the kernel-space `B K`, absent in weight space): for each sample
+/// i the output `u_i`, the residual `r_i = u_i − y_i`, and column i of `Mᵀ`
+/// (`Mᵀ_ri = r_i S_ir a_r / √m`) into `mt`. Returns the loss ½ Σ r_i²,
+/// accumulated in `f64` in sample order whatever the thread count (the
+/// columns are processed in parallel, their losses summed sequentially from
+/// `column_losses`).
+pub(crate) fn residual_weights<T: Float>(
+    base: &DMatrix<T>,
+    offset: Option<&DMatrix<T>>,
+    a: &DVector<T>,
+    y: &DVector<T>,
+    mt: &mut DMatrix<T>,
+    column_losses: &mut Vec<f64>,
+) -> f64 {
+    use rayon::prelude::*;
+    let m = base.nrows();
+    let scale = T::one() / T::cast(m as f64).sqrt();
     let a = a.as_slice();
-    let mut loss = 0.0;
-    for (i, (pc, mut mc)) in p.column_iter().zip(mt.column_iter_mut()).enumerate() {
-        let pc = pc.as_slice();
-        let r = output_of_column(pc, a) * scale - y[i];
-        loss += 0.5 * r.to_f64() * r.to_f64();
-        let rs = r * scale;
-        for ((mv, &z), &ar) in mc.iter_mut().zip(pc).zip(a) {
-            *mv = if z > T::zero() { rs * ar } else { T::zero() };
+    column_losses.resize(base.ncols(), 0.0);
+    let column = |i: usize, pc: &[T], qc: Option<&[T]>, mc: &mut [T]| -> f64 {
+        let z = |r: usize| match qc {
+            Some(q) => pc[r] + q[r],
+            None => pc[r],
+        };
+        let mut acc = T::zero();
+        for (r, &ar) in a.iter().enumerate() {
+            // relu(z) a_r, branch-free so the loop vectorises
+            acc += z(r).max(T::zero()) * ar;
+        }
+        let residual = acc * scale - y[i];
+        let rs = residual * scale;
+        for (r, (mv, &ar)) in mc.iter_mut().zip(a).enumerate() {
+            *mv = if z(r) > T::zero() { rs * ar } else { T::zero() };
+        }
+        0.5 * residual.to_f64() * residual.to_f64()
+    };
+    let qs = offset.map(|q| q.as_slice());
+    if crate::linalg::parallel(base.len()) {
+        mt.as_mut_slice()
+            .par_chunks_mut(m)
+            .zip(base.as_slice().par_chunks(m))
+            .zip(column_losses.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, ((mc, pc), l))| *l = column(i, pc, qs.map(|q| &q[i * m..(i + 1) * m]), mc));
+    } else {
+        for (i, ((mc, pc), l)) in mt
+            .as_mut_slice()
+            .chunks_mut(m)
+            .zip(base.as_slice().chunks(m))
+            .zip(column_losses.iter_mut())
+            .enumerate()
+        {
+            *l = column(i, pc, qs.map(|q| &q[i * m..(i + 1) * m]), mc);
         }
     }
-    loss
+    column_losses.iter().sum()
 }
 
 /// ½ ‖u − y‖², accumulated in `f64`.

@@ -1,4 +1,7 @@
-use super::{check_lr_for, optimizer_bookkeeping, Core, Optimizer, Parameters};
+use rayon::prelude::*;
+
+use super::{check_lr_for, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
+use crate::linalg::parallel;
 use crate::{Float, Result};
 
 /// Gradient descent with a constant step size.
@@ -58,8 +61,18 @@ impl<P: Parameters> Optimizer<P> for GradientDescent<P::Scalar> {
     fn step(&mut self, params: &mut P, grad: &P) -> Result<()> {
         self.core.begin_step(params, grad)?;
         let eta = P::Scalar::cast(self.lr);
-        for (p, &g) in params.as_mut_slice().iter_mut().zip(grad.as_slice()) {
-            *p -= eta * g;
+        let kernel = |p: &mut [P::Scalar], g: &[P::Scalar]| {
+            for (p, &g) in p.iter_mut().zip(g) {
+                *p -= eta * g;
+            }
+        };
+        let (p, g) = (params.as_mut_slice(), grad.as_slice());
+        if parallel(p.len()) {
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|(p, g)| kernel(p, g));
+        } else {
+            kernel(p, g);
         }
         Ok(())
     }

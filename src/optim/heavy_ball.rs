@@ -1,4 +1,7 @@
-use super::{check_lr_for, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters};
+use rayon::prelude::*;
+
+use super::{check_lr_for, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
+use crate::linalg::parallel;
 use crate::{Float, Result};
 
 /// Polyak's heavy-ball method.
@@ -78,15 +81,22 @@ impl<P: Parameters> Optimizer<P> for HeavyBall<P::Scalar> {
         let [velocity] = self.core.begin_step(params, grad)? else {
             unreachable!("heavy ball has one buffer")
         };
-        for ((p, &g), v) in params
-            .as_mut_slice()
-            .iter_mut()
-            .zip(grad.as_slice())
-            .zip(velocity.iter_mut())
-        {
-            // v_{t+1} = β v_t − η g_t;  θ_{t+1} = θ_t + v_{t+1}
-            *v = beta * *v - eta * g;
-            *p += *v;
+        let kernel = |p: &mut [P::Scalar], g: &[P::Scalar], v: &mut [P::Scalar]| {
+            for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                // v_{t+1} = β v_t − η g_t;  θ_{t+1} = θ_t + v_{t+1}
+                *v = beta * *v - eta * g;
+                *p += *v;
+            }
+        };
+        let (p, g) = (params.as_mut_slice(), grad.as_slice());
+        if parallel(p.len()) {
+            let chunks = p
+                .par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(velocity.par_chunks_mut(CHUNK));
+            chunks.for_each(|((p, g), v)| kernel(p, g, v));
+        } else {
+            kernel(p, g, velocity);
         }
         Ok(())
     }

@@ -199,16 +199,28 @@ fn fmt_shape(s: (usize, usize)) -> String {
 /// Index of the first non-finite entry, if any. The common all-finite case
 /// is one vectorised pass: `0 · x` is 0 for finite `x` and NaN otherwise.
 pub(crate) fn first_non_finite<T: Float>(xs: &[T]) -> Option<usize> {
-    let mut acc = T::zero();
-    for &x in xs {
-        acc += x * T::zero();
-    }
-    if acc.finite() {
+    use rayon::prelude::*;
+    let all_finite = |c: &[T]| {
+        let mut acc = T::zero();
+        for &x in c {
+            acc += x * T::zero();
+        }
+        acc.finite()
+    };
+    let finite = if crate::linalg::parallel(xs.len()) {
+        xs.par_chunks(CHUNK).all(all_finite)
+    } else {
+        all_finite(xs)
+    };
+    if finite {
         None
     } else {
         xs.iter().position(|x| !x.finite())
     }
 }
+
+/// Entries per task when an elementwise pass is split across threads.
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// Checks a step's inputs against each other and the recorded shape.
 pub(crate) fn check_step<P: Parameters>(params: &P, grad: &P, recorded: Option<(usize, usize)>) -> Result<()> {

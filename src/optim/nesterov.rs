@@ -1,4 +1,7 @@
-use super::{check_lr_for, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters};
+use rayon::prelude::*;
+
+use super::{check_lr_for, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
+use crate::linalg::parallel;
 use crate::{Float, Result};
 
 /// Nesterov's accelerated gradient (NAG), written with its explicit
@@ -90,12 +93,21 @@ impl<P: Parameters> Optimizer<P> for Nesterov<P::Scalar> {
         let [velocity, previous] = self.core.begin_step(params, grad)? else {
             unreachable!("Nesterov has two buffers")
         };
-        let state = velocity.iter_mut().zip(previous.iter_mut());
-        for ((p, &g), (v, gp)) in params.as_mut_slice().iter_mut().zip(grad.as_slice()).zip(state) {
-            // v_{t+1} = β v_t − η g_t − β η (g_t − g_{t−1});  θ_{t+1} = θ_t + v_{t+1}
-            *v = beta * *v - eta * g - beta_eta * (g - *gp);
-            *gp = g;
-            *p += *v;
+        let kernel = |p: &mut [P::Scalar], g: &[P::Scalar], v: &mut [P::Scalar], gp: &mut [P::Scalar]| {
+            for ((p, &g), (v, gp)) in p.iter_mut().zip(g).zip(v.iter_mut().zip(gp.iter_mut())) {
+                // v_{t+1} = β v_t − η g_t − β η (g_t − g_{t−1});  θ_{t+1} = θ_t + v_{t+1}
+                *v = beta * *v - eta * g - beta_eta * (g - *gp);
+                *gp = g;
+                *p += *v;
+            }
+        };
+        let (p, g) = (params.as_mut_slice(), grad.as_slice());
+        if parallel(p.len()) {
+            let state = velocity.par_chunks_mut(CHUNK).zip(previous.par_chunks_mut(CHUNK));
+            let chunks = p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(state);
+            chunks.for_each(|((p, g), (v, gp))| kernel(p, g, v, gp));
+        } else {
+            kernel(p, g, velocity, previous);
         }
         Ok(())
     }

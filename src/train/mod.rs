@@ -54,7 +54,7 @@ pub use history::{Diagnostics, History};
 pub use observer::ProgressBar;
 pub use observer::{Control, Observer, StepInfo};
 
-use crate::linalg::{gemm, gram_of_columns, Operand};
+use crate::linalg::{copy, gemm, gram_of_columns, Operand};
 use crate::model::residual_weights;
 use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
 
@@ -142,9 +142,11 @@ struct RunState<T: Float> {
 
 /// Per-call work buffers (not saved in checkpoints: all are recomputed).
 struct Buffers<T: Float> {
+    /// Weight space: `P_t = W_t Xᵀ`; kernel space: `Q_t = B_t K = P_t − P_0`.
     preactivations: DMatrix<T>,
     initial_preactivations: DMatrix<T>,
     residual_weights: DMatrix<T>,
+    column_losses: Vec<f64>,
     gradient: DMatrix<T>,
     backup: DMatrix<T>,
     kernel: Option<DMatrix<T>>,
@@ -424,6 +426,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             preactivations: DMatrix::zeros(m, n),
             initial_preactivations,
             residual_weights: DMatrix::zeros(m, n),
+            column_losses: vec![0.0; n],
             gradient: if kernel_space {
                 DMatrix::zeros(0, 0)
             } else {
@@ -462,27 +465,38 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             self.history.remove_diagnostics_at(self.step);
         }
         loop {
-            // P_t, then loss_t and Mᵀ_t from one fused pass.
-            match &run.coefficients {
+            // P_t (weight space) or Q_t = B_t K = P_t − P_0 (kernel space),
+            // then loss_t and Mᵀ_t from one fused pass over P_0 + Q_t.
+            let offset = match &run.coefficients {
                 Some(b) => {
-                    buf.preactivations.copy_from(&buf.initial_preactivations);
                     let k = buf.kernel.as_ref().expect("kernel space has K");
                     gemm(
                         &mut buf.preactivations,
-                        true,
-                        T::one(),
+                        false,
+                        T::zero(),
                         Operand::n(b),
                         Operand::n(k),
                         T::one(),
                     );
+                    true
                 }
-                None => self.model.preactivations_into(x, &mut buf.preactivations),
-            }
+                None => {
+                    self.model.preactivations_into(x, &mut buf.preactivations);
+                    false
+                }
+            };
+            let (base, offset) = if offset {
+                (&buf.initial_preactivations, Some(&buf.preactivations))
+            } else {
+                (&buf.preactivations, None)
+            };
             let loss = residual_weights(
-                &buf.preactivations,
+                base,
+                offset,
                 self.model.output_weights(),
                 y,
                 &mut buf.residual_weights,
+                &mut buf.column_losses,
             );
             if !recorded {
                 self.history
@@ -550,7 +564,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             match &mut run.coefficients {
                 Some(b) => {
                     // The gradient with respect to B is Mᵀ itself.
-                    buf.backup.copy_from(b);
+                    copy(&mut buf.backup, b);
                     self.optimizer.step(b, &buf.residual_weights)?;
                 }
                 None => {
@@ -563,7 +577,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                         Operand::n(x),
                         T::one(),
                     );
-                    buf.backup.copy_from(self.model.weights());
+                    copy(&mut buf.backup, self.model.weights());
                     self.optimizer.step(self.model.weights_mut(), &buf.gradient)?;
                 }
             }
@@ -574,17 +588,14 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// Weight excursion, activation flips and NTK drift at the current step.
     fn diagnostics(&self, run: &RunState<T>, buf: &mut Buffers<T>) -> Diagnostics {
         let m = self.model.width();
+        let kernel_space = run.coefficients.is_some();
         let mut row_sq = vec![0.0f64; m];
         match &run.coefficients {
             Some(b) => {
-                // ‖w_r(t) − w_r(0)‖² = (B K Bᵀ)_rr = Σ_i B_ri (P_t − P_0)_ri
-                for ((bc, pc), p0c) in b
-                    .column_iter()
-                    .zip(buf.preactivations.column_iter())
-                    .zip(buf.initial_preactivations.column_iter())
-                {
-                    for (r, ((&bv, &pv), &p0v)) in bc.iter().zip(pc.iter()).zip(p0c.iter()).enumerate() {
-                        row_sq[r] += bv.to_f64() * (pv - p0v).to_f64();
+                // ‖w_r(t) − w_r(0)‖² = (B K Bᵀ)_rr = Σ_i B_ri Q_ri with Q = B K
+                for (bc, qc) in b.column_iter().zip(buf.preactivations.column_iter()) {
+                    for (r, (&bv, &qv)) in bc.iter().zip(qc.iter()).enumerate() {
+                        row_sq[r] += bv.to_f64() * qv.to_f64();
                     }
                 }
             }
@@ -603,15 +614,22 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         }
         let weight_distance = row_sq.iter().map(|v| v.max(0.0)).sum::<f64>().sqrt();
         let max_neuron_distance = row_sq.iter().fold(0.0f64, |a, &v| a.max(v.max(0.0).sqrt()));
+        // P_t: stored in weight space, P_0 + Q_t in kernel space.
+        let current = |p: T, p0: T| if kernel_space { p0 + p } else { p };
         let flips = buf
             .preactivations
             .iter()
             .zip(buf.initial_preactivations.iter())
-            .filter(|(&p, &p0)| (p > T::zero()) != (p0 > T::zero()))
+            .filter(|(&p, &p0)| (current(p, p0) > T::zero()) != (p0 > T::zero()))
             .count();
         let activation_flip_fraction = flips as f64 / buf.preactivations.len() as f64;
-        let ntk_drift = buf.ntk.as_mut().map(|nb| {
+        if let Some(nb) = buf.ntk.as_mut() {
             nb.mask.copy_from(&buf.preactivations);
+            if kernel_space {
+                nb.mask += &buf.initial_preactivations;
+            }
+        }
+        let ntk_drift = buf.ntk.as_mut().map(|nb| {
             ntk_into(
                 buf.kernel.as_ref().expect("K is computed when drift is tracked"),
                 &mut nb.mask,
