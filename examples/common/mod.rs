@@ -211,6 +211,8 @@ pub struct Problem<T: Float> {
     pub infinite: Spectrum,
     pub xi0: DVector<f64>,
     pub description: String,
+    /// A one-line title for figures.
+    pub title: String,
 }
 
 /// Builds the data, the network and the spectra.
@@ -244,6 +246,12 @@ pub fn problem<T: Float>(dataset: Dataset, args: &Args, width: usize) -> Result<
         if args.center { ", centered" } else { "" },
         T::NAME
     );
+    let title = format!(
+        "{dataset}, {}: n = {n}, d = {}, m = {width}, {}",
+        task.name(),
+        x.ncols(),
+        T::NAME
+    );
     Ok(Problem {
         x,
         y,
@@ -253,6 +261,7 @@ pub fn problem<T: Float>(dataset: Dataset, args: &Args, width: usize) -> Result<
         infinite,
         xi0,
         description,
+        title,
     })
 }
 
@@ -581,7 +590,7 @@ fn subset<T: Float>(dataset: Dataset, example: &str, args: &Args) -> Result<(), 
          {FIT_UPPER:.0e} and {FIT_LOWER:.0e} of the initial loss."
     );
     write_csv(&out.join("history.csv"), &results)?;
-    plot::loss_svg(&out.join("loss.svg"), &p.description, &results)?;
+    plot::loss_svg(&out.join("loss.svg"), &p.title, &results)?;
     println!(
         "wrote {} and {}",
         out.join("history.csv").display(),
@@ -589,7 +598,7 @@ fn subset<T: Float>(dataset: Dataset, example: &str, args: &Args) -> Result<(), 
     );
     if args.data_dir.is_none() {
         println!(
-            "This ran on the small embedded subset. For real sizes, point --data-dir at the official {} files, e.g. \
+            "This ran on the real subset embedded in the crate. For more data, point --data-dir at the official {} files, e.g. \
              `cargo run --release --example {example} -- --data-dir <dir> --n 1000 --width 4096`.",
             dataset
         );

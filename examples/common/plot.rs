@@ -90,6 +90,7 @@ pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> Result<(), E
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
