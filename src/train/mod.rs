@@ -55,7 +55,7 @@ pub use observer::ProgressBar;
 pub use observer::{Control, Observer, StepInfo};
 
 use crate::linalg::{copy, gemm, gram_of_columns, Operand};
-use crate::model::residual_weights;
+use crate::model::{ntk_from_preactivations, residual_weights};
 use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
 
 /// Which coordinates the training loop runs the optimizer in (see the
@@ -156,7 +156,7 @@ struct Buffers<T: Float> {
 struct NtkBuffers<T: Float> {
     initial: DMatrix<T>,
     current: DMatrix<T>,
-    mask: DMatrix<T>,
+    bits: Vec<u64>,
     initial_norm: f64,
 }
 
@@ -410,14 +410,11 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             let mut nb = NtkBuffers {
                 initial: DMatrix::zeros(n, n),
                 current: DMatrix::zeros(n, n),
-                mask: initial_preactivations.clone(),
+                bits: Vec::new(),
                 initial_norm: 0.0,
             };
-            ntk_into(
-                kernel.as_ref().expect("K is computed when drift is tracked"),
-                &mut nb.mask,
-                &mut nb.initial,
-            );
+            let k = kernel.as_ref().expect("K is computed when drift is tracked");
+            ntk_from_preactivations(&initial_preactivations, None, k, &mut nb.bits, &mut nb.initial);
             nb.initial_norm = nb.initial.norm().to_f64();
             nb
         });
@@ -623,18 +620,14 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             .filter(|(&p, &p0)| (current(p, p0) > T::zero()) != (p0 > T::zero()))
             .count();
         let activation_flip_fraction = flips as f64 / buf.preactivations.len() as f64;
-        if let Some(nb) = buf.ntk.as_mut() {
-            nb.mask.copy_from(&buf.preactivations);
-            if kernel_space {
-                nb.mask += &buf.initial_preactivations;
-            }
-        }
+        let (base, offset) = if kernel_space {
+            (&buf.initial_preactivations, Some(&buf.preactivations))
+        } else {
+            (&buf.preactivations, None)
+        };
         let ntk_drift = buf.ntk.as_mut().map(|nb| {
-            ntk_into(
-                buf.kernel.as_ref().expect("K is computed when drift is tracked"),
-                &mut nb.mask,
-                &mut nb.current,
-            );
+            let k = buf.kernel.as_ref().expect("K is computed when drift is tracked");
+            ntk_from_preactivations(base, offset, k, &mut nb.bits, &mut nb.current);
             let diff: f64 = nb
                 .current
                 .iter()
@@ -652,17 +645,6 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             ntk_drift,
         }
     }
-}
-
-/// `h ← K ∘ (Sᵀ S) / m` where `mask` holds P (m × n) on entry and S after.
-fn ntk_into<T: Float>(k: &DMatrix<T>, mask: &mut DMatrix<T>, h: &mut DMatrix<T>) {
-    let m = mask.nrows();
-    for z in mask.iter_mut() {
-        *z = if *z > T::zero() { T::one() } else { T::zero() };
-    }
-    gram_of_columns(Operand::n(mask), h);
-    let inv_m = T::one() / T::cast(m as f64);
-    h.zip_apply(k, |hij, kij| *hij = *hij * kij * inv_m);
 }
 
 /// FNV-1a over the bits of x (with its shape) and y: identifies a run's data.
