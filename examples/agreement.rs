@@ -10,13 +10,9 @@
 //! line is `max_relative_loss_difference=<number>`.
 
 use clap::Parser;
-use nalgebra::{DMatrix, DVector};
 use ntk_momentum::ntk::Spectrum;
 use ntk_momentum::train::{Parameterization, Trainer};
 use ntk_momentum::{Nesterov, TwoLayerReLU};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 /// Weight space against kernel space.
 #[derive(Parser, Debug)]
@@ -40,13 +36,7 @@ struct Args {
 
 fn main() -> Result<(), ntk_momentum::Error> {
     let args = Args::parse();
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let mut x = DMatrix::<f64>::from_fn(args.n, args.d, |_, _| StandardNormal.sample(&mut rng));
-    for mut row in x.row_iter_mut() {
-        let norm = row.norm();
-        row /= norm;
-    }
-    let y = DVector::from_fn(args.n, |i, _| if i % 2 == 0 { 1.0 } else { -1.0 });
+    let (x, y) = ntk_momentum::data::unit_sphere::<f64>(args.n, args.d, args.seed)?;
     let model = TwoLayerReLU::new(args.d, args.m, args.seed)?;
     let lr = 1.0 / Spectrum::of(&model.ntk_gram(&x)?)?.lambda_max;
     let run = |p: Parameterization| {

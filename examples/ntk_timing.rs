@@ -17,12 +17,8 @@
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use nalgebra::DMatrix;
 use ntk_momentum::ntk::infinite_width_gram;
 use ntk_momentum::{Float, TwoLayerReLU};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Dtype {
@@ -70,19 +66,9 @@ struct Args {
     seed: u64,
 }
 
-fn data<T: Float>(n: usize, d: usize, seed: u64) -> DMatrix<T> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut x = DMatrix::<f64>::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng));
-    for mut row in x.row_iter_mut() {
-        let norm = row.norm();
-        row /= norm;
-    }
-    x.map(T::cast)
-}
-
 /// Per-call times in seconds, and the trace of the last result.
 fn time<T: Float>(args: &Args) -> Result<(Vec<f64>, f64), ntk_momentum::Error> {
-    let x = data::<T>(args.n, args.d, args.seed);
+    let (x, _) = ntk_momentum::data::unit_sphere::<T>(args.n, args.d, args.seed)?;
     let model = TwoLayerReLU::<T>::new(args.d, args.m, args.seed)?;
     let call = || match args.kernel {
         Kernel::Empirical => model.ntk_gram(&x),

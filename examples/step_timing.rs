@@ -14,9 +14,6 @@ use clap::{Parser, ValueEnum};
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::train::{auto_parameterization, flops_per_step, Parameterization, Trainer};
 use ntk_momentum::{Float, GradientDescent, HeavyBall, Nesterov, Optimizer, TwoLayerReLU};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Dtype {
@@ -73,15 +70,9 @@ struct Args {
     seed: u64,
 }
 
+/// X (n × d) on the unit sphere and y = ±1: [`ntk_momentum::data::unit_sphere`].
 fn data<T: Float>(n: usize, d: usize, seed: u64) -> (DMatrix<T>, DVector<T>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut x = DMatrix::<f64>::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng));
-    for mut row in x.row_iter_mut() {
-        let norm = row.norm();
-        row /= norm;
-    }
-    let y = DVector::from_fn(n, |i, _| if i % 2 == 0 { T::one() } else { -T::one() });
-    (x.map(T::cast), y)
+    ntk_momentum::data::unit_sphere(n, d, seed).expect("sizes are at least 1")
 }
 
 fn time<T: Float, O: Optimizer<DMatrix<T>>>(

@@ -499,9 +499,15 @@ pub(crate) fn ntk_from_preactivations<T: Float>(
         }
     };
     if parallel {
-        h.as_mut_slice().par_chunks_mut(n).enumerate().for_each(|(j, hc)| column(j, hc));
+        h.as_mut_slice()
+            .par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(j, hc)| column(j, hc));
     } else {
-        h.as_mut_slice().chunks_mut(n).enumerate().for_each(|(j, hc)| column(j, hc));
+        h.as_mut_slice()
+            .chunks_mut(n)
+            .enumerate()
+            .for_each(|(j, hc)| column(j, hc));
     }
 }
 

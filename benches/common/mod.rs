@@ -13,9 +13,6 @@ use std::time::Duration;
 
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::Float;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 /// One problem size: n samples of dimension d, width m.
 #[derive(Clone, Copy, Debug)]
@@ -85,15 +82,7 @@ pub const BIG_SAMPLES: usize = 10;
 pub const BIG_MEASUREMENT: Duration = Duration::from_secs(8);
 pub const BIG_WARM_UP: Duration = Duration::from_secs(2);
 
-/// X (n × d, Gaussian rows scaled to unit norm) and y (±1, alternating), as
-/// in `examples/step_timing.rs`: drawn in f64 and rounded to `T`.
+/// X (n × d) on the unit sphere and y = ±1: [`ntk_momentum::data::unit_sphere`].
 pub fn data<T: Float>(n: usize, d: usize, seed: u64) -> (DMatrix<T>, DVector<T>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut x = DMatrix::<f64>::from_fn(n, d, |_, _| StandardNormal.sample(&mut rng));
-    for mut row in x.row_iter_mut() {
-        let norm = row.norm();
-        row /= norm;
-    }
-    let y = DVector::from_fn(n, |i, _| if i % 2 == 0 { T::one() } else { -T::one() });
-    (x.map(T::cast), y)
+    ntk_momentum::data::unit_sphere(n, d, seed).expect("sizes are at least 1")
 }

@@ -49,8 +49,10 @@ pub mod embedded;
 pub mod idx;
 mod images;
 mod preprocess;
+mod synthetic;
 mod task;
 
 pub use images::{Images, NUM_CLASSES};
 pub use preprocess::{center_columns, normalize_rows, preprocess, unit_interval};
+pub use synthetic::unit_sphere;
 pub use task::{balanced_subset, binary_dataset, targets, BinaryTask, Dataset};
