@@ -536,18 +536,63 @@ pub(crate) fn outputs<T: Float>(p: &DMatrix<T>, a: &DVector<T>) -> DVector<T> {
     DVector::from_iterator(
         p.ncols(),
         p.column_iter()
-            .map(|col| output_of_column(col.as_slice(), a.as_slice()) * scale),
+            .map(|col| relu_dot(col.as_slice(), None, a.as_slice()) * scale),
     )
 }
 
+/// Σ_r a_r relu(p_r + q_r) (q absent: 0), summed in 8 interleaved partial
+/// sums (a fixed order, so the result is reproducible, and independent
+/// chains the CPU can vectorise).
 #[inline]
-fn output_of_column<T: Float>(p: &[T], a: &[T]) -> T {
-    let mut acc = T::zero();
-    for (&z, &ar) in p.iter().zip(a) {
-        // relu(z) a_r, branch-free so the loop vectorises
-        acc += z.max(T::zero()) * ar;
+fn relu_dot<T: Float>(p: &[T], q: Option<&[T]>, a: &[T]) -> T {
+    const LANES: usize = 8;
+    let mut acc = [T::zero(); LANES];
+    let whole = p.len() / LANES * LANES;
+    match q {
+        None => {
+            for (pc, ac) in p[..whole].chunks_exact(LANES).zip(a[..whole].chunks_exact(LANES)) {
+                for l in 0..LANES {
+                    acc[l] += pc[l].max(T::zero()) * ac[l];
+                }
+            }
+            for r in whole..p.len() {
+                acc[r - whole] += p[r].max(T::zero()) * a[r];
+            }
+        }
+        Some(q) => {
+            let chunks = p[..whole].chunks_exact(LANES).zip(q[..whole].chunks_exact(LANES));
+            for ((pc, qc), ac) in chunks.zip(a[..whole].chunks_exact(LANES)) {
+                for l in 0..LANES {
+                    acc[l] += (pc[l] + qc[l]).max(T::zero()) * ac[l];
+                }
+            }
+            for r in whole..p.len() {
+                acc[r - whole] += (p[r] + q[r]).max(T::zero()) * a[r];
+            }
+        }
     }
-    acc
+    let mut total = T::zero();
+    for v in acc {
+        total += v;
+    }
+    total
+}
+
+/// `m_r ← c a_r 1[p_r + q_r > 0]` (q absent: 0).
+#[inline]
+fn masked_scale<T: Float>(p: &[T], q: Option<&[T]>, a: &[T], c: T, m: &mut [T]) {
+    match q {
+        None => {
+            for ((mv, &z), &ar) in m.iter_mut().zip(p).zip(a) {
+                *mv = if z > T::zero() { c * ar } else { T::zero() };
+            }
+        }
+        Some(q) => {
+            for ((mv, (&z, &dz)), &ar) in m.iter_mut().zip(p.iter().zip(q)).zip(a) {
+                *mv = if z + dz > T::zero() { c * ar } else { T::zero() };
+            }
+        }
+    }
 }
 
 /// One fused pass over the pre-activations `P = base + offset` (m × n; the
@@ -571,20 +616,8 @@ pub(crate) fn residual_weights<T: Float>(
     let a = a.as_slice();
     column_losses.resize(base.ncols(), 0.0);
     let column = |i: usize, pc: &[T], qc: Option<&[T]>, mc: &mut [T]| -> f64 {
-        let z = |r: usize| match qc {
-            Some(q) => pc[r] + q[r],
-            None => pc[r],
-        };
-        let mut acc = T::zero();
-        for (r, &ar) in a.iter().enumerate() {
-            // relu(z) a_r, branch-free so the loop vectorises
-            acc += z(r).max(T::zero()) * ar;
-        }
-        let residual = acc * scale - y[i];
-        let rs = residual * scale;
-        for (r, (mv, &ar)) in mc.iter_mut().zip(a).enumerate() {
-            *mv = if z(r) > T::zero() { rs * ar } else { T::zero() };
-        }
+        let residual = relu_dot(pc, qc, a) * scale - y[i];
+        masked_scale(pc, qc, a, residual * scale, mc);
         0.5 * residual.to_f64() * residual.to_f64()
     };
     let qs = offset.map(|q| q.as_slice());
