@@ -35,7 +35,10 @@ pub fn unit_sphere<T: Float>(n: usize, d: usize, seed: u64) -> Result<(DMatrix<T
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let draws: Vec<f64> = (0..n * d).map(|_| StandardNormal.sample(&mut rng)).collect();
-    let norms: Vec<f64> = draws.chunks_exact(d).map(|row| row.iter().map(|v| v * v).sum::<f64>().sqrt()).collect();
+    let norms: Vec<f64> = draws
+        .chunks_exact(d)
+        .map(|row| row.iter().map(|v| v * v).sum::<f64>().sqrt())
+        .collect();
     let x = DMatrix::from_fn(n, d, |i, k| T::cast(draws[i * d + k] / norms[i]));
     let y = DVector::from_fn(n, |i, _| if i % 2 == 0 { T::one() } else { -T::one() });
     Ok((x, y))
