@@ -9,6 +9,8 @@
 //! labels ±1), f64, step size 1/λ_max(H(W_0)) and momentum 0.9. The last
 //! line is `max_relative_loss_difference=<number>`.
 
+mod size;
+
 use clap::Parser;
 use ntk_momentum::ntk::Spectrum;
 use ntk_momentum::train::{Parameterization, Trainer};
@@ -17,27 +19,18 @@ use ntk_momentum::{Nesterov, TwoLayerReLU};
 /// Weight space against kernel space.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Number of samples.
-    #[arg(long, default_value_t = 1000)]
-    n: usize,
-    /// Input dimension.
-    #[arg(long, default_value_t = 3072)]
-    d: usize,
-    /// Width.
-    #[arg(long, default_value_t = 4096)]
-    m: usize,
+    /// Problem size and seed.
+    #[command(flatten)]
+    size: size::Size,
     /// Steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
 }
 
 fn main() -> Result<(), ntk_momentum::Error> {
     let args = Args::parse();
-    let (x, y) = ntk_momentum::data::unit_sphere::<f64>(args.n, args.d, args.seed)?;
-    let model = TwoLayerReLU::new(args.d, args.m, args.seed)?;
+    let (x, y) = ntk_momentum::data::unit_sphere::<f64>(args.size.n, args.size.d, args.size.seed)?;
+    let model = TwoLayerReLU::new(args.size.d, args.size.m, args.size.seed)?;
     let lr = 1.0 / Spectrum::of(&model.ntk_gram(&x)?)?.lambda_max;
     let run = |p: Parameterization| {
         Trainer::new(model.clone(), Nesterov::new(lr, 0.9)?)
@@ -56,9 +49,9 @@ fn main() -> Result<(), ntk_momentum::Error> {
         .fold(0.0f64, f64::max);
     println!(
         "n={} d={} m={} f64 NAG lr={lr:.4e} momentum=0.9, {} steps: loss {:.6e} -> {:.6e} (weight), {:.6e} (kernel)",
-        args.n,
-        args.d,
-        args.m,
+        args.size.n,
+        args.size.d,
+        args.size.m,
         args.steps,
         weight.losses()[0],
         weight.final_loss().unwrap_or(f64::NAN),

@@ -14,6 +14,8 @@
 //! `ms_per_call=<number>`, the quantity `benches/peers/ntk_gram_numpy.py`
 //! and `ntk_gram_neural_tangents.py` print.
 
+mod size;
+
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
@@ -37,15 +39,9 @@ enum Kernel {
 /// Times the NTK Gram matrix.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Number of samples.
-    #[arg(long, default_value_t = 1000)]
-    n: usize,
-    /// Input dimension.
-    #[arg(long, default_value_t = 3072)]
-    d: usize,
-    /// Width (hidden neurons).
-    #[arg(long, default_value_t = 4096)]
-    m: usize,
+    /// Problem size and seed.
+    #[command(flatten)]
+    size: size::Size,
     /// Float type.
     #[arg(long, value_enum, default_value_t = Dtype::F64)]
     dtype: Dtype,
@@ -61,15 +57,12 @@ struct Args {
     /// GEMM threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Seed of the data and the network.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
 }
 
 /// Per-call times in seconds, and the trace of the last result.
 fn time<T: Float>(args: &Args) -> Result<(Vec<f64>, f64), ntk_momentum::Error> {
-    let (x, _) = ntk_momentum::data::unit_sphere::<T>(args.n, args.d, args.seed)?;
-    let model = TwoLayerReLU::<T>::new(args.d, args.m, args.seed)?;
+    let (x, _) = ntk_momentum::data::unit_sphere::<T>(args.size.n, args.size.d, args.size.seed)?;
+    let model = TwoLayerReLU::<T>::new(args.size.d, args.size.m, args.size.seed)?;
     let call = || match args.kernel {
         Kernel::Empirical => model.ntk_gram(&x),
         Kernel::Infinite => infinite_width_gram(&x),
@@ -106,7 +99,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let (n, d, m) = (args.n as f64, args.d as f64, args.m as f64);
+    let (n, d, m) = (args.size.n as f64, args.size.d as f64, args.size.m as f64);
     // Nominal GEMM flops, counted as in benches/peers/ntk_gram_numpy.py
     // (X Wᵀ, X Xᵀ and S Sᵀ as plain GEMMs).
     let flops = match args.kernel {
@@ -123,9 +116,9 @@ fn main() {
     };
     println!(
         "n={} d={} m={} dtype={:?} kernel={:?} threads={} trace={trace:.10e}",
-        args.n,
-        args.d,
-        args.m,
+        args.size.n,
+        args.size.d,
+        args.size.m,
         args.dtype,
         args.kernel,
         ntk_momentum::gemm_threads()

@@ -10,6 +10,8 @@
 //! the latter from the training loop's own per-step clock. The last line is
 //! `ms_per_step=<number>`.
 
+mod size;
+
 use clap::{Parser, ValueEnum};
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::train::{auto_parameterization, flops_per_step, Parameterization, Trainer};
@@ -38,15 +40,9 @@ enum Method {
 /// Times full-batch training steps.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Number of samples.
-    #[arg(long, default_value_t = 1000)]
-    n: usize,
-    /// Input dimension.
-    #[arg(long, default_value_t = 3072)]
-    d: usize,
-    /// Width (hidden neurons).
-    #[arg(long, default_value_t = 4096)]
-    m: usize,
+    /// Problem size and seed.
+    #[command(flatten)]
+    size: size::Size,
     /// Float type.
     #[arg(long, value_enum, default_value_t = Dtype::F64)]
     dtype: Dtype,
@@ -65,9 +61,6 @@ struct Args {
     /// GEMM threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Seed of the data and the network.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
 }
 
 /// X (n × d) on the unit sphere and y = ±1: [`ntk_momentum::data::unit_sphere`].
@@ -79,8 +72,8 @@ fn time<T: Float, O: Optimizer<DMatrix<T>>>(
     args: &Args,
     optimizer: O,
 ) -> Result<(f64, Parameterization), ntk_momentum::Error> {
-    let (x, y) = data::<T>(args.n, args.d, args.seed);
-    let model = TwoLayerReLU::<T>::new(args.d, args.m, args.seed)?;
+    let (x, y) = data::<T>(args.size.n, args.size.d, args.size.seed);
+    let model = TwoLayerReLU::<T>::new(args.size.d, args.size.m, args.size.seed)?;
     let p = match args.param {
         Param::Weight => Parameterization::Weight,
         Param::Kernel => Parameterization::Kernel,
@@ -126,15 +119,15 @@ fn main() {
     };
     match result {
         Ok((ms, p)) => {
-            let flops = flops_per_step(args.n, args.m, args.d, p);
+            let flops = flops_per_step(args.size.n, args.size.m, args.size.d, p);
             println!(
                 "n={} d={} m={} dtype={:?} optimizer={:?} param={p} (auto would pick {}) threads={}",
-                args.n,
-                args.d,
-                args.m,
+                args.size.n,
+                args.size.d,
+                args.size.m,
                 args.dtype,
                 args.optimizer,
-                auto_parameterization(args.n, args.m, args.d, args.steps),
+                auto_parameterization(args.size.n, args.size.m, args.size.d, args.steps),
                 ntk_momentum::gemm_threads()
             );
             println!(
