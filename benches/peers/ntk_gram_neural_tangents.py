@@ -32,8 +32,8 @@ p = C.base_parser(__doc__.splitlines()[1], steps_default=3, warmup_default=1, n=
 p.add_argument("--params", choices=("first", "all"), default="first",
                help="NTK w.r.t. the first layer only (= the crate's H) or w.r.t. both layers")
 p.add_argument("--implementation", type=int, choices=(0, 1, 2, 3), default=1,
-               help="nt.NtkImplementation: 0 AUTO, 1 JACOBIAN_CONTRACTION (library default), "
-                    "2 NTK_VECTOR_PRODUCTS, 3 STRUCTURED_DERIVATIVES")
+               help="nt.NtkImplementation: 0 AUTO (picks by FLOP estimate), 1 JACOBIAN_CONTRACTION "
+                    "(library default), 2 NTK_VECTOR_PRODUCTS, 3 STRUCTURED_DERIVATIVES")
 p.add_argument("--vmap-axes", type=int, default=None,
                help="empirical_ntk_fn's vmap_axes (library default: None)")
 p.add_argument("--first-layer-w-std", type=float, default=None,
@@ -58,6 +58,24 @@ except ImportError as e:
 if args.dtype == "f64":
     jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
+
+# Compatibility shim: neural-tangents 0.6.5's STRUCTURED_DERIVATIVES (and so AUTO)
+# implementation reads jax.interpreters.ad.source_info_util and ad.config, which
+# jax 0.4.30 no longer re-exports; put the two aliases back (no other change).
+shimmed = []
+try:
+    from jax.interpreters import ad as _ad
+
+    if not hasattr(_ad, "source_info_util"):
+        from jax._src import source_info_util as _siu
+
+        _ad.source_info_util = _siu
+        shimmed.append("ad.source_info_util")
+    if not hasattr(_ad, "config"):
+        _ad.config = jax.config
+        shimmed.append("ad.config")
+except ImportError:
+    pass
 
 try:
     import neural_tangents as nt
@@ -104,6 +122,8 @@ C.header("ntk_gram_neural_tangents", args,
 print(f"# neural-tangents {getattr(nt, '__version__', '?')}, jax {jax.__version__}, "
       f"devices {jax.devices()}{pinned}")
 print(f"# XLA_FLAGS={os.environ['XLA_FLAGS']}")
+if shimmed:
+    print(f"# jax compatibility aliases added for neural-tangents: {', '.join(shimmed)}")
 nbytes = 8 if args.dtype == "f64" else 4
 print(f"# the first-layer Jacobian alone has n*m*d = {n * m * d:.3g} entries "
       f"= {n * m * d * nbytes / 2**30:.2f} GiB in {args.dtype}")
