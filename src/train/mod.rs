@@ -104,6 +104,10 @@ pub enum Stop {
     Observer,
 }
 
+/// Above this many samples the training loop does not track the NTK drift
+/// (three n × n matrices: 1.5 GiB in `f64` at this size).
+pub const NTK_DRIFT_MAX_SAMPLES: usize = 8192;
+
 /// Flop counts per step of the two parameterizations (see the module docs).
 pub fn flops_per_step(n: usize, m: usize, d: usize, parameterization: Parameterization) -> f64 {
     let (n, m, d) = (n as f64, m as f64, d as f64);
@@ -258,8 +262,11 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         self
     }
 
-    /// Whether the diagnostics include the NTK drift (costs one n × n × m
-    /// product per diagnostic). Default true.
+    /// Whether the diagnostics include the NTK drift. It needs K = X Xᵀ and
+    /// two n × n Gram matrices, and costs about n² m / 64 popcount operations
+    /// per diagnostic. Default true; it is skipped (recorded as `None`) for
+    /// more than [`NTK_DRIFT_MAX_SAMPLES`] samples, where the n × n matrices
+    /// would dominate memory.
     pub fn track_ntk_drift(mut self, track: bool) -> Self {
         self.track_ntk_drift = track;
         self
@@ -391,7 +398,8 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     fn allocate_buffers(&self, x: &DMatrix<T>, run: &RunState<T>) -> Buffers<T> {
         let (n, m, d) = (x.nrows(), self.model.width(), self.model.input_dim());
         let kernel_space = run.parameterization == Parameterization::Kernel;
-        let need_k = kernel_space || (self.track_ntk_drift && self.diagnostics_every > 0);
+        let drift = self.track_ntk_drift && self.diagnostics_every > 0 && n <= NTK_DRIFT_MAX_SAMPLES;
+        let need_k = kernel_space || drift;
         let kernel = need_k.then(|| {
             let mut k = DMatrix::zeros(n, n);
             gram_of_columns(Operand::t(x), &mut k);
@@ -406,7 +414,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             Operand::t(x),
             T::one(),
         );
-        let ntk = (self.track_ntk_drift && self.diagnostics_every > 0).then(|| {
+        let ntk = drift.then(|| {
             let mut nb = NtkBuffers {
                 initial: DMatrix::zeros(n, n),
                 current: DMatrix::zeros(n, n),
