@@ -99,7 +99,8 @@ impl<T: Float> TwoLayerReLU<T> {
     /// and `f64` networks of one seed agree to `f32` rounding.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] if `input_dim` or `width` is 0.
+    /// [`Error::InvalidParameter`] if `input_dim` or `width` is 0,
+    /// [`Error::TooLarge`] if the weights cannot be allocated.
     pub fn new(input_dim: usize, width: usize, seed: u64) -> Result<Self> {
         Self::with_init_scale(input_dim, width, 1.0, seed)
     }
@@ -108,7 +109,8 @@ impl<T: Float> TwoLayerReLU<T> {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] if `input_dim` or `width` is 0 or `sigma`
-    /// is not finite and > 0.
+    /// is not finite and > 0, [`Error::TooLarge`] if the weights cannot be
+    /// allocated.
     pub fn with_init_scale(input_dim: usize, width: usize, sigma: f64, seed: u64) -> Result<Self> {
         if input_dim == 0 {
             return Err(Error::invalid("input_dim", input_dim, "at least 1"));
@@ -119,10 +121,18 @@ impl<T: Float> TwoLayerReLU<T> {
         if !(sigma.is_finite() && sigma > 0.0) {
             return Err(Error::invalid("sigma", sigma, "a finite number > 0"));
         }
+        let entries = width.checked_mul(input_dim).filter(|&e| e <= isize::MAX as usize / 8);
+        let Some(entries) = entries else {
+            return Err(Error::TooLarge {
+                what: format!("weights ({width} x {input_dim})"),
+                requested: width.saturating_mul(input_dim),
+                limit: isize::MAX as usize / 8,
+            });
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let normal = Normal::new(0.0, sigma).map_err(|e| Error::invalid("sigma", sigma, e.to_string()))?;
         // Row-major draw order: w_1 first, entry by entry.
-        let draws: Vec<f64> = (0..width * input_dim).map(|_| normal.sample(&mut rng)).collect();
+        let draws: Vec<f64> = (0..entries).map(|_| normal.sample(&mut rng)).collect();
         let weights = DMatrix::from_fn(width, input_dim, |r, k| T::cast(draws[r * input_dim + k]));
         let coin = Bernoulli::new(0.5).expect("0.5 is a probability");
         let output_weights = DVector::from_fn(width, |_, _| if coin.sample(&mut rng) { T::one() } else { -T::one() });

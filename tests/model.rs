@@ -310,3 +310,19 @@ fn bad_input_is_rejected_with_a_message() {
         Err(Error::ShapeMismatch { .. })
     ));
 }
+
+#[test]
+fn impossible_sizes_are_errors_not_panics() {
+    assert!(matches!(
+        TwoLayerReLU::<f64>::new(1 << 32, 1 << 32, 0),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        TwoLayerReLU::<f32>::new(usize::MAX, 2, 0),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        ntk_momentum::data::unit_sphere::<f64>(usize::MAX, 3, 0),
+        Err(Error::TooLarge { .. })
+    ));
+}

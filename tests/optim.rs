@@ -1122,3 +1122,18 @@ fn bad_states_are_rejected_with_state_untouched() {
     let err = opt.step(&mut vec![1.0; 5], &vec![1.0; 5]).unwrap_err();
     assert!(matches!(err, Error::ShapeMismatch { .. }), "{err:?}");
 }
+
+/// A momentum below 1 that rounds to 1 in f32 would never decay: refused.
+#[test]
+fn momentum_that_rounds_to_one_in_f32_is_rejected() {
+    use ntk_momentum::{Error, HeavyBall, Nesterov};
+    assert!(matches!(
+        HeavyBall::<f32>::new(0.1, 0.99999999),
+        Err(Error::InvalidParameter { name: "momentum", .. })
+    ));
+    assert!(matches!(
+        Nesterov::<f32>::new(0.1, 0.99999999),
+        Err(Error::InvalidParameter { name: "momentum", .. })
+    ));
+    assert!(HeavyBall::<f64>::new(0.1, 0.99999999).is_ok());
+}

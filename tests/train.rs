@@ -468,3 +468,86 @@ fn damaged_checkpoints_are_rejected() {
         Err(Error::Unsupported(_))
     ));
 }
+
+/// A divergence on the first step of a continued call keeps the weights the
+/// call started from; a diverged run can be neither continued nor saved.
+#[test]
+fn divergence_after_continuing_keeps_the_starting_weights() {
+    let x = unit_rows(10, 6, 1);
+    let y = labels(10, 2);
+    let model = TwoLayerReLU::new(6, 64, 0).unwrap();
+    let lambda_max = ntk_momentum::ntk::Spectrum::of(&model.ntk_gram(&x).unwrap())
+        .unwrap()
+        .lambda_max;
+    for p in [Parameterization::Weight, Parameterization::Kernel] {
+        // Twice GD's stability limit 2 / lambda_max: the loss grows.
+        let gd = GradientDescent::new(4.0 / lambda_max).unwrap();
+        let mut t = Trainer::new(model.clone(), gd)
+            .max_steps(4)
+            .parameterization(p)
+            .divergence_factor(1e300);
+        let h = t.run(&x, &y).unwrap();
+        assert!(
+            h.final_loss().unwrap() > 1.2 * h.losses()[0],
+            "{p}: the loss should grow: {:?}",
+            h.losses()
+        );
+        let start = t.model().clone();
+        let mut t = t.divergence_factor(1.2);
+        t.set_max_steps(40);
+        match t.run(&x, &y) {
+            Err(Error::Diverged { step: 4, .. }) => {}
+            other => panic!("{p}: expected divergence at step 4, got {other:?}"),
+        }
+        assert_eq!(t.model(), &start, "{p}: the weights the call started from are kept");
+        assert!(
+            matches!(t.run(&x, &y), Err(Error::Unsupported(_))),
+            "{p}: a diverged run cannot continue"
+        );
+        assert!(matches!(
+            t.save_checkpoint(temp_path("diverged.safetensors")),
+            Err(Error::Unsupported(_))
+        ));
+    }
+}
+
+/// Diagnostics are recorded at the step where a run stops, whatever stops it.
+#[test]
+fn diagnostics_at_the_final_step() {
+    let x = unit_rows(10, 6, 1);
+    let y = labels(10, 2);
+    let model = TwoLayerReLU::new(6, 200, 0).unwrap();
+    let mut t = Trainer::new(model, Nesterov::new(0.3, 0.8).unwrap())
+        .max_steps(10_000)
+        .target_loss(1e-3)
+        .diagnostics_every(7);
+    let h = t.run(&x, &y).unwrap();
+    let last = h.diagnostics().last().unwrap();
+    assert_eq!(last.step, h.steps());
+    assert!(h.diagnostics().iter().all(|d| d.step % 7 == 0 || d.step == h.steps()));
+}
+
+/// Tampered metadata is caught by the checksum, like tampered tensors.
+#[test]
+fn tampered_checkpoint_metadata_is_rejected() {
+    let x = unit_rows(10, 6, 1);
+    let y = labels(10, 2);
+    let mut t = Trainer::new(TwoLayerReLU::new(6, 32, 4).unwrap(), Nesterov::new(0.2, 0.9).unwrap()).max_steps(5);
+    t.run(&x, &y).unwrap();
+    let path = temp_path("tamper.safetensors");
+    t.save_checkpoint(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let needle = b"\"step\":\"5\"";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("step in the header");
+    bytes[at + 8] = b'4';
+    std::fs::write(&path, &bytes).unwrap();
+    let mut fresh = Trainer::new(
+        TwoLayerReLU::<f64>::new(6, 32, 4).unwrap(),
+        Nesterov::new(0.2, 0.9).unwrap(),
+    );
+    let e = fresh.load_checkpoint(&path).unwrap_err();
+    assert!(e.to_string().contains("CRC-32 mismatch"), "{e}");
+}

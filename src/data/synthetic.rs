@@ -15,7 +15,8 @@ use crate::{Error, Float, Result};
 /// problem is the `f64` one rounded.
 ///
 /// # Errors
-/// [`Error::InvalidParameter`] if `n` or `d` is 0.
+/// [`Error::InvalidParameter`] if `n` or `d` is 0, [`Error::TooLarge`] if
+/// n · d cannot be allocated.
 ///
 /// # Examples
 /// ```
@@ -33,8 +34,16 @@ pub fn unit_sphere<T: Float>(n: usize, d: usize, seed: u64) -> Result<(DMatrix<T
     if d == 0 {
         return Err(Error::invalid("d", d, "at least 1"));
     }
+    let entries = n.checked_mul(d).filter(|&e| e <= isize::MAX as usize / 8);
+    let Some(entries) = entries else {
+        return Err(Error::TooLarge {
+            what: format!("synthetic inputs ({n} x {d})"),
+            requested: n.saturating_mul(d),
+            limit: isize::MAX as usize / 8,
+        });
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let draws: Vec<f64> = (0..n * d).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let draws: Vec<f64> = (0..entries).map(|_| StandardNormal.sample(&mut rng)).collect();
     let norms: Vec<f64> = draws
         .chunks_exact(d)
         .map(|row| row.iter().map(|v| v * v).sum::<f64>().sqrt())

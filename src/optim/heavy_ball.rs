@@ -1,6 +1,6 @@
 use rayon::prelude::*;
 
-use super::{check_lr_for, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
+use super::{check_lr_for, check_momentum_for, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
 use crate::linalg::parallel;
 use crate::{Float, Result};
 
@@ -54,7 +54,7 @@ impl<T: Float> HeavyBall<T> {
     pub fn new(lr: f64, momentum: f64) -> Result<Self> {
         Ok(HeavyBall {
             lr: check_lr_for::<T>(lr)?,
-            momentum: check_momentum(momentum)?,
+            momentum: check_momentum_for::<T>(momentum)?,
             core: Core::new(&["velocity"]),
         })
     }

@@ -192,6 +192,21 @@ pub(crate) fn check_momentum(momentum: f64) -> Result<f64> {
     }
 }
 
+/// Validates a momentum for float type `T`: in [0, 1) and still below 1 once
+/// rounded to `T` (0.99999999 rounds to 1.0 in `f32`, which never decays).
+pub(crate) fn check_momentum_for<T: Float>(momentum: f64) -> Result<f64> {
+    let momentum = check_momentum(momentum)?;
+    if T::cast(momentum) < T::one() {
+        Ok(momentum)
+    } else {
+        Err(Error::invalid(
+            "momentum",
+            momentum,
+            format!("a number in [0, 1) that stays below 1 in {}", T::NAME),
+        ))
+    }
+}
+
 fn fmt_shape(s: (usize, usize)) -> String {
     format!("{} x {}", s.0, s.1)
 }

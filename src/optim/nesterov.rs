@@ -1,6 +1,6 @@
 use rayon::prelude::*;
 
-use super::{check_lr_for, check_momentum, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
+use super::{check_lr_for, check_momentum_for, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
 use crate::linalg::parallel;
 use crate::{Float, Result};
 
@@ -65,7 +65,7 @@ impl<T: Float> Nesterov<T> {
     pub fn new(lr: f64, momentum: f64) -> Result<Self> {
         Ok(Nesterov {
             lr: check_lr_for::<T>(lr)?,
-            momentum: check_momentum(momentum)?,
+            momentum: check_momentum_for::<T>(momentum)?,
             core: Core::new(&["velocity", "previous_gradient"]),
         })
     }

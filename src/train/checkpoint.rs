@@ -67,10 +67,20 @@ fn bad(path: &Path, message: impl Into<String>) -> Error {
     }
 }
 
-fn crc_of(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) -> u32 {
+/// CRC-32 over the metadata (but the CRC itself) and every tensor's name and
+/// bytes, in sorted order.
+fn crc_of(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)], meta: &HashMap<String, String>) -> u32 {
     let mut sorted: Vec<&(String, Dtype, Vec<usize>, Vec<u8>)> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h = crc32fast::Hasher::new();
+    let mut keys: Vec<&String> = meta.keys().filter(|k| k.as_str() != "crc32").collect();
+    keys.sort();
+    for k in keys {
+        h.update(k.as_bytes());
+        h.update(&[0]);
+        h.update(meta[k].as_bytes());
+        h.update(&[0]);
+    }
     for (name, _, _, bytes) in sorted {
         h.update(name.as_bytes());
         h.update(bytes);
@@ -89,6 +99,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// [`Error::Io`] if the file cannot be written.
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        self.check_not_diverged()?;
         let run = self
             .run
             .as_ref()
@@ -185,7 +196,8 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 .collect::<Vec<_>>()
                 .join(","),
         );
-        meta.insert("crc32".to_string(), format!("{:#010x}", crc_of(&tensors)));
+        let crc = crc_of(&tensors, &meta);
+        meta.insert("crc32".to_string(), format!("{crc:#010x}"));
 
         let views: Vec<(String, TensorView<'_>)> = tensors
             .iter()
@@ -244,7 +256,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             let t = st.tensor(name).map_err(|e| bad(path, e.to_string()))?;
             tensors.push((name.to_string(), t.dtype(), t.shape().to_vec(), t.data().to_vec()));
         }
-        let crc = format!("{:#010x}", crc_of(&tensors));
+        let crc = format!("{:#010x}", crc_of(&tensors, &meta));
         if get("crc32")? != crc {
             return Err(bad(
                 path,
@@ -307,6 +319,20 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             (Parameterization::Weight, None) => None,
             (p, s) => return Err(bad(path, format!("{p} space with coefficients of shape {s:?}"))),
         };
+        if parameterization == Parameterization::Kernel && !self.optimizer.is_linear() {
+            return Err(bad(
+                path,
+                format!(
+                    "saved in kernel space, which optimizer \"{}\" does not support (Optimizer::is_linear)",
+                    self.optimizer.name()
+                ),
+            ));
+        }
+        if coefficients.as_ref().is_some_and(|b| b.iter().any(|v| !v.finite())) {
+            return Err(bad(path, "run.coefficients hold NaN or infinite values"));
+        }
+        // The optimizer works on W (m x d) in weight space and on B (m x n) in kernel space.
+        let param_shape = coefficients.as_ref().map_or((m, d), |b| b.shape());
         let fingerprint = u64::from_str_radix(get("data_fingerprint")?.trim_start_matches("0x"), 16)
             .map_err(|_| bad(path, "data_fingerprint is not a hexadecimal number"))?;
 
@@ -339,6 +365,14 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                     read_vec::<T>(find(&format!("optimizer.{name}"), dt, &[c, r])?),
                 ));
             }
+        }
+        if opt_shape.is_some_and(|s| s != param_shape) {
+            return Err(bad(
+                path,
+                format!(
+                    "optimizer state of shape {opt_shape:?} for {parameterization}-space parameters {param_shape:?}"
+                ),
+            ));
         }
         let state = OptimizerState {
             optimizer: get("optimizer")?.to_string(),
@@ -377,6 +411,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
 
         // Everything is validated; the optimizer goes last since it can still refuse.
         self.optimizer.set_state(state)?;
+        self.diverged_at = None;
         self.model = model;
         self.step = step;
         self.history = History::from_parts(losses, elapsed, diagnostics);

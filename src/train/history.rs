@@ -69,6 +69,10 @@ impl History {
         self.stop
     }
 
+    pub(crate) fn clear_stop(&mut self) {
+        self.stop = None;
+    }
+
     pub(crate) fn set_stop(&mut self, stop: super::Stop) {
         self.stop = Some(stop);
     }

@@ -195,6 +195,9 @@ pub struct Trainer<T: Float, O> {
     history: History,
     step: usize,
     run: Option<RunState<T>>,
+    /// Set when a run diverged: the optimizer state is then one step ahead
+    /// of the restored parameters, so the run cannot be continued.
+    diverged_at: Option<usize>,
 }
 
 impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
@@ -216,6 +219,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             history: History::default(),
             step: 0,
             run: None,
+            diverged_at: None,
         }
     }
 
@@ -255,8 +259,9 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         self
     }
 
-    /// Record [`Diagnostics`] every `every` steps (and at the first and last
-    /// step); 0 turns them off. Default 10.
+    /// Record [`Diagnostics`] every `every` steps, at step 0 and at the step
+    /// where a run ends without error (budget, target loss or observer); 0
+    /// turns them off. Default 10.
     pub fn diagnostics_every(mut self, every: usize) -> Self {
         self.diagnostics_every = every;
         self
@@ -344,6 +349,17 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         };
         match &self.run {
             Some(run) => {
+                if run.coefficients.as_ref().is_some_and(|b| b.shape() != (m, n)) {
+                    return Err(Error::shape(
+                        "kernel-space coefficients B of the run",
+                        format!("{m} x {n} (width x samples)"),
+                        format!(
+                            "{} x {}",
+                            run.coefficients.as_ref().map_or(0, |b| b.nrows()),
+                            run.coefficients.as_ref().map_or(0, |b| b.ncols())
+                        ),
+                    ));
+                }
                 if run.fingerprint != fingerprint {
                     return Err(Error::Unsupported(
                         "continuing a run on different data: the run's initial state and history refer to the data \
@@ -381,11 +397,16 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// optimizer error, and [`Error::Diverged`] (carrying the history; the
     /// model keeps its last acceptable weights).
     pub fn run(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<History> {
+        self.check_not_diverged()?;
         self.model.check_inputs(x)?;
         TwoLayerReLU::check_targets(y, x.nrows())?;
         self.validate_options()?;
         self.prepare_run(x, y)?;
+        self.history.clear_stop();
         let result = self.run_loop(x, y);
+        if let Err(Error::Diverged { step, .. }) = &result {
+            self.diverged_at = Some(*step);
+        }
         for o in &mut self.observers {
             o.finish(&self.history);
         }
@@ -393,6 +414,18 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             self.history.set_stop(stop);
             self.history.clone()
         })
+    }
+
+    /// A diverged run cannot be continued or saved: its optimizer state has
+    /// taken the step whose parameters were rolled back.
+    pub(crate) fn check_not_diverged(&self) -> Result<()> {
+        match self.diverged_at {
+            Some(step) => Err(Error::Unsupported(format!(
+                "continuing or saving a run that diverged at step {step} (the model holds the last acceptable \
+                 weights, the optimizer state does not match them); start a new Trainer from the model"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn allocate_buffers(&self, x: &DMatrix<T>, run: &RunState<T>) -> Buffers<T> {
@@ -426,7 +459,6 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             nb.initial_norm = nb.initial.norm().to_f64();
             nb
         });
-        let param_shape = if kernel_space { (m, n) } else { (m, d) };
         Buffers {
             preactivations: DMatrix::zeros(m, n),
             initial_preactivations,
@@ -437,7 +469,12 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             } else {
                 DMatrix::zeros(m, d)
             },
-            backup: DMatrix::zeros(param_shape.0, param_shape.1),
+            // The parameters at the start of the call: what a divergence on
+            // its first step restores.
+            backup: match &run.coefficients {
+                Some(b) => b.clone(),
+                None => self.model.weights().clone(),
+            },
             kernel,
             ntk,
         }
@@ -535,11 +572,12 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 });
             }
             let last = self.step >= self.max_steps;
-            if !diagnosed && self.diagnostics_every > 0 && (self.step.is_multiple_of(self.diagnostics_every) || last) {
+            let cadence = self.diagnostics_every > 0 && self.step.is_multiple_of(self.diagnostics_every);
+            if !diagnosed && cadence {
                 let d = self.diagnostics(run, buf);
                 self.history.push_diagnostics(d);
+                diagnosed = true;
             }
-            diagnosed = false;
             let mut stop = if self.target_loss.is_some_and(|t| loss <= t) {
                 Some(Stop::TargetLoss)
             } else if self.target_relative_loss.is_some_and(|f| loss <= f * initial_loss) {
@@ -563,8 +601,14 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 stop = Some(Stop::MaxSteps);
             }
             if let Some(stop) = stop {
+                // Diagnostics at the step where the run ends, whatever ends it.
+                if !diagnosed && self.diagnostics_every > 0 {
+                    let d = self.diagnostics(run, buf);
+                    self.history.push_diagnostics(d);
+                }
                 return Ok(stop);
             }
+            diagnosed = false;
             // One optimizer step.
             match &mut run.coefficients {
                 Some(b) => {
@@ -633,18 +677,23 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         } else {
             (&buf.preactivations, None)
         };
-        let ntk_drift = buf.ntk.as_mut().map(|nb| {
-            let k = buf.kernel.as_ref().expect("K is computed when drift is tracked");
-            ntk_from_preactivations(base, offset, k, &mut nb.bits, &mut nb.current);
-            let diff: f64 = nb
-                .current
-                .iter()
-                .zip(nb.initial.iter())
-                .map(|(&a, &b)| (a - b).to_f64().powi(2))
-                .sum::<f64>()
-                .sqrt();
-            diff / nb.initial_norm
-        });
+        let ntk_drift = buf
+            .ntk
+            .as_mut()
+            .map(|nb| {
+                let k = buf.kernel.as_ref().expect("K is computed when drift is tracked");
+                ntk_from_preactivations(base, offset, k, &mut nb.bits, &mut nb.current);
+                let diff: f64 = nb
+                    .current
+                    .iter()
+                    .zip(nb.initial.iter())
+                    .map(|(&a, &b)| (a - b).to_f64().powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                diff / nb.initial_norm
+            })
+            // H(W_0) = 0 (no unit ever active): the drift is undefined.
+            .filter(|v| v.is_finite());
         Diagnostics {
             step: self.step,
             weight_distance,
