@@ -38,20 +38,6 @@ pub(crate) fn parallel(len: usize) -> bool {
     len >= 1 << 16 && gemm_threads() > 1
 }
 
-/// `dst ← src` (same shape), split across threads when large.
-pub(crate) fn copy<T: Float>(dst: &mut DMatrix<T>, src: &DMatrix<T>) {
-    use rayon::prelude::*;
-    assert_eq!(dst.shape(), src.shape(), "copy shapes");
-    let (d, s) = (dst.as_mut_slice(), src.as_slice());
-    if parallel(d.len()) {
-        d.par_chunks_mut(1 << 14)
-            .zip(s.par_chunks(1 << 14))
-            .for_each(|(d, s)| d.copy_from_slice(s));
-    } else {
-        d.copy_from_slice(s);
-    }
-}
-
 /// A read-only matrix operand: a column-major nalgebra matrix, optionally
 /// transposed (by swapping strides).
 #[derive(Clone, Copy)]

@@ -470,7 +470,7 @@ fn damaged_checkpoints_are_rejected() {
 }
 
 /// A divergence on the first step of a continued call keeps the weights the
-/// call started from; a diverged run can be neither continued nor saved.
+/// call started from, with the step count and history to match.
 #[test]
 fn divergence_after_continuing_keeps_the_starting_weights() {
     let x = unit_rows(10, 6, 1);
@@ -500,14 +500,8 @@ fn divergence_after_continuing_keeps_the_starting_weights() {
             other => panic!("{p}: expected divergence at step 4, got {other:?}"),
         }
         assert_eq!(t.model(), &start, "{p}: the weights the call started from are kept");
-        assert!(
-            matches!(t.run(&x, &y), Err(Error::Unsupported(_))),
-            "{p}: a diverged run cannot continue"
-        );
-        assert!(matches!(
-            t.save_checkpoint(temp_path("diverged.safetensors")),
-            Err(Error::Unsupported(_))
-        ));
+        assert_eq!(t.steps_taken(), 4);
+        assert_eq!(t.history().losses().len(), 5, "{p}: history consistent with the state");
     }
 }
 
@@ -550,4 +544,51 @@ fn tampered_checkpoint_metadata_is_rejected() {
     );
     let e = fresh.load_checkpoint(&path).unwrap_err();
     assert!(e.to_string().contains("CRC-32 mismatch"), "{e}");
+}
+
+/// After a divergence the trainer is rolled back exactly (parameters and
+/// optimizer state replayed to the last acceptable step): continuing from a
+/// checkpoint saved there reproduces the same divergence, bit for bit.
+#[test]
+fn divergence_rolls_back_parameters_and_optimizer_state_exactly() {
+    let x = unit_rows(12, 8, 3);
+    let y = labels(12, 4);
+    let model = TwoLayerReLU::new(8, 96, 1).unwrap();
+    let lambda_max = ntk_momentum::ntk::Spectrum::of(&model.ntk_gram(&x).unwrap())
+        .unwrap()
+        .lambda_max;
+    for p in [Parameterization::Weight, Parameterization::Kernel] {
+        let make = || {
+            Trainer::new(model.clone(), HeavyBall::new(6.0 / lambda_max, 0.5).unwrap())
+                .max_steps(200)
+                .parameterization(p)
+                .divergence_factor(1e3)
+        };
+        let mut t = make();
+        let (step, history) = match t.run(&x, &y) {
+            Err(Error::Diverged { step, history, .. }) => (step, history),
+            other => panic!("{p}: expected divergence, got {other:?}"),
+        };
+        assert!(
+            step > 3,
+            "{p}: the replay should cover several steps (diverged at {step})"
+        );
+        // A reference run stopped one step before the divergence.
+        let mut reference = make();
+        reference.set_max_steps(step - 1);
+        reference.run(&x, &y).unwrap();
+        assert_eq!(
+            t.model(),
+            reference.model(),
+            "{p}: parameters rolled back to step {}",
+            step - 1
+        );
+        let state = |o: &HeavyBall| Optimizer::<DMatrix<f64>>::state(o);
+        assert_eq!(
+            state(t.optimizer()),
+            state(reference.optimizer()),
+            "{p}: optimizer state too"
+        );
+        assert_eq!(bits(t.history().losses()), bits(&history.losses()[..step]));
+    }
 }

@@ -99,7 +99,6 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// [`Error::Io`] if the file cannot be written.
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        self.check_not_diverged()?;
         let run = self
             .run
             .as_ref()
@@ -411,7 +410,6 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
 
         // Everything is validated; the optimizer goes last since it can still refuse.
         self.optimizer.set_state(state)?;
-        self.diverged_at = None;
         self.model = model;
         self.step = step;
         self.history = History::from_parts(losses, elapsed, diagnostics);

@@ -96,6 +96,13 @@ impl History {
         }
     }
 
+    /// Keeps the first `len` losses and the diagnostics up to step `len - 1`.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.losses.truncate(len);
+        self.elapsed.truncate(len);
+        self.diagnostics.retain(|d| d.step < len);
+    }
+
     pub(crate) fn has_diagnostics_at(&self, step: usize) -> bool {
         self.diagnostics.last().is_some_and(|d| d.step == step)
     }

@@ -54,7 +54,7 @@ pub use history::{Diagnostics, History};
 pub use observer::ProgressBar;
 pub use observer::{Control, Observer, StepInfo};
 
-use crate::linalg::{copy, gemm, gram_of_columns, Operand};
+use crate::linalg::{gemm, gram_of_columns, Operand};
 use crate::model::{ntk_from_preactivations, residual_weights};
 use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
 
@@ -152,7 +152,11 @@ struct Buffers<T: Float> {
     residual_weights: DMatrix<T>,
     column_losses: Vec<f64>,
     gradient: DMatrix<T>,
-    backup: DMatrix<T>,
+    /// Parameters, optimizer state and step at the start of the call: what
+    /// a divergence rolls back to (and replays from).
+    start_params: DMatrix<T>,
+    start_state: crate::OptimizerState<T>,
+    start_step: usize,
     kernel: Option<DMatrix<T>>,
     ntk: Option<NtkBuffers<T>>,
 }
@@ -174,9 +178,11 @@ struct NtkBuffers<T: Float> {
 /// Stopping rules, checked after each loss is recorded, in this order:
 /// divergence (a non-finite loss, or a loss above
 /// [`Trainer::divergence_factor`] times the initial loss: an
-/// [`Error::Diverged`] carrying the history, with the model left at the
-/// last parameters whose loss was finite and acceptable), the target losses,
-/// the observers, the step budget.
+/// [`Error::Diverged`] carrying the history up to the divergent loss; the
+/// trainer itself — parameters, optimizer state, step count and history — is
+/// rolled back exactly to the last step whose loss was acceptable, by
+/// replaying the call's steps from its start, so nothing is copied per
+/// step), the target losses, the observers, the step budget.
 ///
 /// Same seed, same data, same options: bit-identical losses and
 /// diagnostics, for any number of GEMM threads
@@ -195,9 +201,6 @@ pub struct Trainer<T: Float, O> {
     history: History,
     step: usize,
     run: Option<RunState<T>>,
-    /// Set when a run diverged: the optimizer state is then one step ahead
-    /// of the restored parameters, so the run cannot be continued.
-    diverged_at: Option<usize>,
 }
 
 impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
@@ -219,7 +222,6 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             history: History::default(),
             step: 0,
             run: None,
-            diverged_at: None,
         }
     }
 
@@ -395,18 +397,15 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// data, invalid options, a parameterization the optimizer does not
     /// support, data other than that of the run being continued, any
     /// optimizer error, and [`Error::Diverged`] (carrying the history; the
-    /// model keeps its last acceptable weights).
+    /// trainer is rolled back to its last acceptable step, or to the start of
+    /// this call if its first loss already diverged).
     pub fn run(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<History> {
-        self.check_not_diverged()?;
         self.model.check_inputs(x)?;
         TwoLayerReLU::check_targets(y, x.nrows())?;
         self.validate_options()?;
         self.prepare_run(x, y)?;
         self.history.clear_stop();
         let result = self.run_loop(x, y);
-        if let Err(Error::Diverged { step, .. }) = &result {
-            self.diverged_at = Some(*step);
-        }
         for o in &mut self.observers {
             o.finish(&self.history);
         }
@@ -414,18 +413,6 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             self.history.set_stop(stop);
             self.history.clone()
         })
-    }
-
-    /// A diverged run cannot be continued or saved: its optimizer state has
-    /// taken the step whose parameters were rolled back.
-    pub(crate) fn check_not_diverged(&self) -> Result<()> {
-        match self.diverged_at {
-            Some(step) => Err(Error::Unsupported(format!(
-                "continuing or saving a run that diverged at step {step} (the model holds the last acceptable \
-                 weights, the optimizer state does not match them); start a new Trainer from the model"
-            ))),
-            None => Ok(()),
-        }
     }
 
     fn allocate_buffers(&self, x: &DMatrix<T>, run: &RunState<T>) -> Buffers<T> {
@@ -469,12 +456,12 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             } else {
                 DMatrix::zeros(m, d)
             },
-            // The parameters at the start of the call: what a divergence on
-            // its first step restores.
-            backup: match &run.coefficients {
+            start_params: match &run.coefficients {
                 Some(b) => b.clone(),
                 None => self.model.weights().clone(),
             },
+            start_state: self.optimizer.state(),
+            start_step: self.step,
             kernel,
             ntk,
         }
@@ -507,39 +494,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             self.history.remove_diagnostics_at(self.step);
         }
         loop {
-            // P_t (weight space) or Q_t = B_t K = P_t − P_0 (kernel space),
-            // then loss_t and Mᵀ_t from one fused pass over P_0 + Q_t.
-            let offset = match &run.coefficients {
-                Some(b) => {
-                    let k = buf.kernel.as_ref().expect("kernel space has K");
-                    gemm(
-                        &mut buf.preactivations,
-                        false,
-                        T::zero(),
-                        Operand::n(b),
-                        Operand::n(k),
-                        T::one(),
-                    );
-                    true
-                }
-                None => {
-                    self.model.preactivations_into(x, &mut buf.preactivations);
-                    false
-                }
-            };
-            let (base, offset) = if offset {
-                (&buf.initial_preactivations, Some(&buf.preactivations))
-            } else {
-                (&buf.preactivations, None)
-            };
-            let loss = residual_weights(
-                base,
-                offset,
-                self.model.output_weights(),
-                y,
-                &mut buf.residual_weights,
-                &mut buf.column_losses,
-            );
+            let loss = self.evaluate(x, y, run, buf);
             if !recorded {
                 self.history
                     .push_loss(loss, time_offset + start.elapsed().as_secs_f64());
@@ -557,18 +512,13 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 None
             };
             if let Some(reason) = diverged {
-                if self.step > 0 {
-                    // Restore the last parameters whose loss was acceptable.
-                    match &mut run.coefficients {
-                        Some(b) => b.copy_from(&buf.backup),
-                        None => self.model.weights_mut().copy_from(&buf.backup),
-                    }
-                }
+                let history = Box::new(self.history.clone());
+                self.roll_back(x, y, run, buf)?;
                 return Err(Error::Diverged {
-                    step: self.step,
+                    step: history.steps(),
                     loss,
                     reason,
-                    history: Box::new(self.history.clone()),
+                    history,
                 });
             }
             let last = self.step >= self.max_steps;
@@ -609,29 +559,89 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 return Ok(stop);
             }
             diagnosed = false;
-            // One optimizer step.
-            match &mut run.coefficients {
-                Some(b) => {
-                    // The gradient with respect to B is Mᵀ itself.
-                    copy(&mut buf.backup, b);
-                    self.optimizer.step(b, &buf.residual_weights)?;
-                }
-                None => {
-                    // G = Mᵀ X
-                    gemm(
-                        &mut buf.gradient,
-                        false,
-                        T::zero(),
-                        Operand::n(&buf.residual_weights),
-                        Operand::n(x),
-                        T::one(),
-                    );
-                    copy(&mut buf.backup, self.model.weights());
-                    self.optimizer.step(self.model.weights_mut(), &buf.gradient)?;
-                }
-            }
-            self.step += 1;
+            self.advance(x, run, buf)?;
         }
+    }
+
+    /// `P_t` (weight space) or `Q_t = B_t K = P_t − P_0` (kernel space) into
+    /// the buffers, then the loss and `Mᵀ_t` from one fused pass over
+    /// `P_0 + Q_t`. Returns the loss.
+    fn evaluate(&self, x: &DMatrix<T>, y: &DVector<T>, run: &RunState<T>, buf: &mut Buffers<T>) -> f64 {
+        let kernel_space = match &run.coefficients {
+            Some(b) => {
+                let k = buf.kernel.as_ref().expect("kernel space has K");
+                gemm(
+                    &mut buf.preactivations,
+                    false,
+                    T::zero(),
+                    Operand::n(b),
+                    Operand::n(k),
+                    T::one(),
+                );
+                true
+            }
+            None => {
+                self.model.preactivations_into(x, &mut buf.preactivations);
+                false
+            }
+        };
+        let (base, offset) = if kernel_space {
+            (&buf.initial_preactivations, Some(&buf.preactivations))
+        } else {
+            (&buf.preactivations, None)
+        };
+        residual_weights(
+            base,
+            offset,
+            self.model.output_weights(),
+            y,
+            &mut buf.residual_weights,
+            &mut buf.column_losses,
+        )
+    }
+
+    /// One optimizer step from the `Mᵀ` left by [`Self::evaluate`].
+    fn advance(&mut self, x: &DMatrix<T>, run: &mut RunState<T>, buf: &mut Buffers<T>) -> Result<()> {
+        match &mut run.coefficients {
+            // The gradient with respect to B is Mᵀ itself.
+            Some(b) => self.optimizer.step(b, &buf.residual_weights)?,
+            None => {
+                // G = Mᵀ X
+                gemm(
+                    &mut buf.gradient,
+                    false,
+                    T::zero(),
+                    Operand::n(&buf.residual_weights),
+                    Operand::n(x),
+                    T::one(),
+                );
+                self.optimizer.step(self.model.weights_mut(), &buf.gradient)?;
+            }
+        }
+        self.step += 1;
+        Ok(())
+    }
+
+    /// After a divergence at step t, brings the parameters and the optimizer
+    /// state back to step t − 1 (the last acceptable loss), or to the start
+    /// of this call if it diverged at once: restores the call's starting
+    /// parameters and optimizer state and replays the steps, which are
+    /// deterministic, so the result is bit-identical to the original
+    /// iterates. Costs nothing per step; only a divergence pays the replay.
+    fn roll_back(&mut self, x: &DMatrix<T>, y: &DVector<T>, run: &mut RunState<T>, buf: &mut Buffers<T>) -> Result<()> {
+        let diverged_at = self.step;
+        match &mut run.coefficients {
+            Some(b) => b.copy_from(&buf.start_params),
+            None => self.model.weights_mut().copy_from(&buf.start_params),
+        }
+        self.optimizer.set_state(buf.start_state.clone())?;
+        self.step = buf.start_step;
+        while self.step + 1 < diverged_at {
+            self.evaluate(x, y, run, buf);
+            self.advance(x, run, buf)?;
+        }
+        self.history.truncate(self.step + 1);
+        Ok(())
     }
 
     /// Weight excursion, activation flips and NTK drift at the current step.
