@@ -27,8 +27,14 @@ struct Args {
     steps: usize,
 }
 
-fn main() -> Result<(), ntk_momentum::Error> {
+fn main() {
     let args = Args::parse();
+    size::start(args.steps, 0);
+    size::or_exit(compare(&args));
+}
+
+/// Runs both parameterizations and prints how far apart their losses are.
+fn compare(args: &Args) -> Result<(), ntk_momentum::Error> {
     let (x, y) = ntk_momentum::data::unit_sphere::<f64>(args.size.n, args.size.d, args.size.seed)?;
     let model = TwoLayerReLU::new(args.size.d, args.size.m, args.size.seed)?;
     let lr = 1.0 / Spectrum::of(&model.ntk_gram(&x)?)?.lambda_max;

@@ -21,12 +21,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use ntk_momentum::ntk::infinite_width_gram;
 use ntk_momentum::{Float, TwoLayerReLU};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Dtype {
-    F32,
-    F64,
-}
+use size::Dtype;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Kernel {
@@ -83,22 +78,12 @@ fn time<T: Float>(args: &Args) -> Result<(Vec<f64>, f64), ntk_momentum::Error> {
 
 fn main() {
     let args = Args::parse();
-    if args.steps == 0 {
-        eprintln!("error: --steps must be at least 1");
-        std::process::exit(2);
-    }
-    ntk_momentum::set_gemm_threads(args.threads);
+    size::start(args.steps, args.threads);
     let result = match args.dtype {
         Dtype::F32 => time::<f32>(&args),
         Dtype::F64 => time::<f64>(&args),
     };
-    let (times, trace) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let (times, trace) = size::or_exit(result);
     let (n, d, m) = (args.size.n as f64, args.size.d as f64, args.size.m as f64);
     // Nominal GEMM flops, counted as in benches/peers/ntk_gram_numpy.py
     // (X Wᵀ, X Xᵀ and S Sᵀ as plain GEMMs).

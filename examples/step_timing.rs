@@ -16,12 +16,7 @@ use clap::{Parser, ValueEnum};
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::train::{auto_parameterization, flops_per_step, Parameterization, Trainer};
 use ntk_momentum::{Float, GradientDescent, HeavyBall, Nesterov, Optimizer, TwoLayerReLU};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Dtype {
-    F32,
-    F64,
-}
+use size::Dtype;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Param {
@@ -108,38 +103,29 @@ fn run<T: Float>(args: &Args) -> Result<(f64, Parameterization), ntk_momentum::E
 
 fn main() {
     let args = Args::parse();
-    if args.steps == 0 {
-        eprintln!("error: --steps must be at least 1");
-        std::process::exit(2);
-    }
-    ntk_momentum::set_gemm_threads(args.threads);
+    size::start(args.steps, args.threads);
     let result = match args.dtype {
         Dtype::F32 => run::<f32>(&args),
         Dtype::F64 => run::<f64>(&args),
     };
-    match result {
-        Ok((ms, p)) => {
-            let flops = flops_per_step(args.size.n, args.size.m, args.size.d, p);
-            println!(
-                "n={} d={} m={} dtype={:?} optimizer={:?} param={p} (auto would pick {}) threads={}",
-                args.size.n,
-                args.size.d,
-                args.size.m,
-                args.dtype,
-                args.optimizer,
-                auto_parameterization(args.size.n, args.size.m, args.size.d, args.steps),
-                ntk_momentum::gemm_threads()
-            );
-            println!(
-                "GEMM flops per step {:.3e}, effective rate {:.1} GFLOP/s",
-                flops,
-                flops / (ms * 1e-3) / 1e9
-            );
-            println!("ms_per_step={ms:.3}");
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
+    let (ms, p) = size::or_exit(result);
+    {
+        let flops = flops_per_step(args.size.n, args.size.m, args.size.d, p);
+        println!(
+            "n={} d={} m={} dtype={:?} optimizer={:?} param={p} (auto would pick {}) threads={}",
+            args.size.n,
+            args.size.d,
+            args.size.m,
+            args.dtype,
+            args.optimizer,
+            auto_parameterization(args.size.n, args.size.m, args.size.d, args.steps),
+            ntk_momentum::gemm_threads()
+        );
+        println!(
+            "GEMM flops per step {:.3e}, effective rate {:.1} GFLOP/s",
+            flops,
+            flops / (ms * 1e-3) / 1e9
+        );
+        println!("ms_per_step={ms:.3}");
     }
 }

@@ -69,6 +69,17 @@ def configure_threads(threads):
         os.environ[var] = str(threads)
 
 
+def limit_numpy_threads(threads):
+    """Limit numpy's BLAS pool to `threads` (threadpoolctl, when installed);
+    the environment variables of configure_threads cover the rest."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+
+
 def openblas_env_note():
     set_vars = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
     if set_vars:

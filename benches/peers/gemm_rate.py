@@ -32,12 +32,7 @@ import statistics  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-try:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(args.threads)
-except ImportError:
-    pass
+C.limit_numpy_threads(args.threads)
 
 n, d, m = args.n, args.d, args.m
 print(f"# gemm_rate: n={n} d={d} m={m} reps={args.reps} warmup={args.warmup} threads={args.threads}")

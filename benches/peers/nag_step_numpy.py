@@ -17,12 +17,7 @@ C.configure_threads(args.threads)
 
 import numpy as np  # noqa: E402
 
-try:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(args.threads)
-except ImportError:
-    pass
+C.limit_numpy_threads(args.threads)
 
 dt = np.float64 if args.dtype == "f64" else np.float32
 X64, y64, W64, a64 = C.make_data(args)

@@ -1,4 +1,4 @@
-//! The problem-size flags shared by the timing examples (`step_timing`,
+//! The flags and start-up shared by the timing examples (`step_timing`,
 //! `ntk_timing`, `agreement`): a synthetic problem of `n` unit-norm inputs in
 //! R^d for a network of width `m`, drawn from `seed`.
 
@@ -17,4 +17,30 @@ pub struct Size {
     /// Seed of the data and the network.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// Float type of a timing run.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Dtype {
+    /// Single precision.
+    F32,
+    /// Double precision.
+    F64,
+}
+
+/// Checks `--steps` and sets the thread count; exits with code 2 on `--steps 0`.
+pub fn start(steps: usize, threads: usize) {
+    if steps == 0 {
+        eprintln!("error: --steps must be at least 1");
+        std::process::exit(2);
+    }
+    ntk_momentum::set_gemm_threads(threads);
+}
+
+/// The value, or a one-line error and exit code 2.
+pub fn or_exit<T>(result: Result<T, ntk_momentum::Error>) -> T {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2)
+    })
 }
