@@ -50,7 +50,7 @@ fn model_benches<T: Float>(c: &mut Criterion) {
     for size in common::sizes() {
         let Size { n, d, m, .. } = size;
         let (x, y) = common::data::<T>(n, d, SEED);
-        let model = TwoLayerReLU::<T>::new(d, m, SEED).expect("model");
+        let model = TwoLayerReLU::<T>::init(d, m, SEED).expect("model");
         let (nf, df, mf) = (n as f64, d as f64, m as f64);
         let id = BenchmarkId::new(T::NAME, format!("{}/{t}", size.label()));
 

@@ -39,7 +39,7 @@ const SEED: u64 = 0;
 /// steps, so the history a continued run clones stays small.
 const RESTART_AFTER: usize = 2000;
 
-fn trainer<T: Float>(model: &TwoLayerReLU<T>, p: Parameterization) -> Trainer<T, Nesterov<T>> {
+fn trainer<T: Float>(model: &TwoLayerReLU<T>, p: Parameterization) -> Trainer<T, Nesterov> {
     Trainer::new(model.clone(), Nesterov::new(1e-3, 0.9).expect("valid"))
         .parameterization(p)
         .max_steps(0)
@@ -49,7 +49,7 @@ fn trainer<T: Float>(model: &TwoLayerReLU<T>, p: Parameterization) -> Trainer<T,
 
 /// Runs `iters` steps and returns their time from the loop's clock.
 fn timed_steps<T: Float>(
-    t: &mut Trainer<T, Nesterov<T>>,
+    t: &mut Trainer<T, Nesterov>,
     model: &TwoLayerReLU<T>,
     p: Parameterization,
     x: &DMatrix<T>,
@@ -75,7 +75,7 @@ fn train_benches<T: Float>(c: &mut Criterion) {
     for size in common::sizes() {
         let Size { n, d, m, .. } = size;
         let (x, y) = common::data::<T>(n, d, SEED);
-        let model = TwoLayerReLU::<T>::new(d, m, SEED).expect("model");
+        let model = TwoLayerReLU::<T>::init(d, m, SEED).expect("model");
         let mut group = c.benchmark_group("nag_step");
         if size.big {
             group

@@ -57,7 +57,7 @@ struct Args {
 /// Per-call times in seconds, and the trace of the last result.
 fn time<T: Float>(args: &Args) -> Result<(Vec<f64>, f64), ntk_momentum::Error> {
     let (x, _) = ntk_momentum::data::unit_sphere::<T>(args.size.n, args.size.d, args.size.seed)?;
-    let model = TwoLayerReLU::<T>::new(args.size.d, args.size.m, args.size.seed)?;
+    let model = TwoLayerReLU::<T>::init(args.size.d, args.size.m, args.size.seed)?;
     let call = || match args.kernel {
         Kernel::Empirical => model.ntk_gram(&x),
         Kernel::Infinite => infinite_width_gram(&x),

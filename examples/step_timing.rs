@@ -68,7 +68,7 @@ fn time<T: Float, O: Optimizer<DMatrix<T>>>(
     optimizer: O,
 ) -> Result<(f64, Parameterization), ntk_momentum::Error> {
     let (x, y) = data::<T>(args.size.n, args.size.d, args.size.seed);
-    let model = TwoLayerReLU::<T>::new(args.size.d, args.size.m, args.size.seed)?;
+    let model = TwoLayerReLU::<T>::init(args.size.d, args.size.m, args.size.seed)?;
     let p = match args.param {
         Param::Weight => Parameterization::Weight,
         Param::Kernel => Parameterization::Kernel,

@@ -8,6 +8,25 @@ mod sealed {
     impl Sealed for f64 {}
 }
 
+/// Which float type a computation or a saved state uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Precision {
+    /// `f32`.
+    F32,
+    /// `f64`.
+    F64,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        })
+    }
+}
+
 /// `f32` or `f64`: the one bound generic user code needs.
 ///
 /// It extends nalgebra's [`RealField`] (so `DMatrix<T>` arithmetic works)
@@ -31,6 +50,8 @@ pub trait Float:
 {
     /// `"f32"` or `"f64"`.
     const NAME: &'static str;
+    /// [`Precision::F32`] or [`Precision::F64`].
+    const PRECISION: Precision;
     /// The safetensors dtype tag.
     const SAFETENSORS_DTYPE: safetensors::Dtype;
     /// Size in bytes.
@@ -51,6 +72,7 @@ macro_rules! impl_float {
     ($t:ty, $name:literal, $dtype:ident) => {
         impl Float for $t {
             const NAME: &'static str = $name;
+            const PRECISION: Precision = Precision::$dtype;
             const SAFETENSORS_DTYPE: safetensors::Dtype = safetensors::Dtype::$dtype;
             const BYTES: usize = std::mem::size_of::<$t>();
             #[inline]

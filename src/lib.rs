@@ -52,10 +52,15 @@
 //!
 //! - `progress` (default): [`train::ProgressBar`], a terminal progress-bar
 //!   observer (indicatif).
+//! - `ndarray`: the optimizers' parameter traits for ndarray arrays and
+//!   views of any dimension.
+//! - `serde`: `Serialize`/`Deserialize` for optimizer states, schedules and
+//!   conventions.
 //! - `download`: `data::download`, fetching and verifying the official
 //!   CIFAR-10 archive (ureq with rustls, tar, md-5).
 #![deny(missing_docs)]
 
+mod checks;
 pub mod data;
 mod error;
 mod float;
@@ -67,12 +72,12 @@ pub mod theory;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use float::Float;
+pub use float::{Float, Precision};
 pub use linalg::{gemm_threads, set_gemm_threads};
 pub use model::TwoLayerReLU;
 pub use optim::{
-    minimize, GradientDescent, HeavyBall, MinimizeOptions, MinimizeReport, Nesterov, Optimizer, OptimizerState,
-    Parameters, StopReason,
+    minimize, Convention, GradientDescent, HeavyBall, MinimizeOptions, MinimizeReport, Nesterov, Optimizer,
+    OptimizerState, Parameters, ParametersMut, Schedule, StopReason,
 };
 pub use train::{Diagnostics, History, Parameterization, Trainer};
 

@@ -5,8 +5,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Bernoulli, Distribution, Normal};
 
+use crate::checks::{check_finite_matrix, first_non_finite};
 use crate::linalg::{gemm, gram_of_columns, Operand};
-use crate::optim::first_non_finite;
 use crate::{Error, Float, Result};
 
 /// Largest Jacobian [`TwoLayerReLU::jacobian`] will materialise: 2^27
@@ -88,6 +88,18 @@ impl<T: Float> Workspace<T> {
     }
 }
 
+impl TwoLayerReLU<f64> {
+    /// The `f64` network of [`TwoLayerReLU::init`], so that
+    /// `TwoLayerReLU::new(d, m, seed)` needs no type annotation; for `f32`,
+    /// `TwoLayerReLU::<f32>::init(d, m, seed)`.
+    ///
+    /// # Errors
+    /// As [`TwoLayerReLU::init`].
+    pub fn new(input_dim: usize, width: usize, seed: u64) -> Result<Self> {
+        Self::init(input_dim, width, seed)
+    }
+}
+
 impl<T: Float> TwoLayerReLU<T> {
     /// A network with `width` (m) neurons on `input_dim` (d) inputs, with
     /// `w_r ~ N(0, I)` and `a_r` uniform in {+1, −1}, drawn from a ChaCha8
@@ -101,11 +113,11 @@ impl<T: Float> TwoLayerReLU<T> {
     /// # Errors
     /// [`Error::InvalidParameter`] if `input_dim` or `width` is 0,
     /// [`Error::TooLarge`] if the weights cannot be allocated.
-    pub fn new(input_dim: usize, width: usize, seed: u64) -> Result<Self> {
+    pub fn init(input_dim: usize, width: usize, seed: u64) -> Result<Self> {
         Self::with_init_scale(input_dim, width, 1.0, seed)
     }
 
-    /// As [`TwoLayerReLU::new`] with `w_r ~ N(0, sigma² I)`.
+    /// As [`TwoLayerReLU::init`] with `w_r ~ N(0, sigma² I)`.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] if `input_dim` or `width` is 0 or `sigma`
@@ -663,19 +675,4 @@ pub(crate) fn half_squared_distance<T: Float>(u: &DVector<T>, y: &DVector<T>) ->
 
 pub(crate) fn shape_str<T>(m: &DMatrix<T>) -> String {
     format!("{} x {}", m.nrows(), m.ncols())
-}
-
-/// Errors on the first NaN or infinite entry of a matrix, naming its row and
-/// column.
-pub(crate) fn check_finite_matrix<T: Float>(what: &str, m: &DMatrix<T>) -> Result<()> {
-    match first_non_finite(m.as_slice()) {
-        None => Ok(()),
-        Some(idx) => {
-            let (i, k) = (idx % m.nrows(), idx / m.nrows());
-            Err(Error::NonFinite {
-                what: what.into(),
-                location: format!("row {i}, column {k}, value {}", m[(i, k)]),
-            })
-        }
-    }
 }

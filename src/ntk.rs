@@ -17,8 +17,8 @@
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
+use crate::checks::check_finite_matrix;
 use crate::linalg::{gram_of_columns, Operand};
-use crate::model::check_finite_matrix;
 use crate::{Error, Float, Result};
 
 /// The infinite-width NTK Gram matrix `H∞` (n × n) of the rows of `x`

@@ -281,7 +281,7 @@ fn check_eigenvalue(name: &'static str, lambda: f64) -> Result<f64> {
 
 /// Validates lr and momentum (momentum is validated for GD too, then ignored).
 fn check_hyperparameters(lr: f64, momentum: f64) -> Result<()> {
-    crate::optim::check_lr(lr)?;
-    crate::optim::check_momentum(momentum)?;
+    crate::checks::check_lr(lr)?;
+    crate::checks::check_momentum(momentum)?;
     Ok(())
 }

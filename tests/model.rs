@@ -184,7 +184,7 @@ fn f32_agrees_with_f64_and_seeds_reproduce() {
     let x32 = x64.map(|v| v as f32);
     let y32 = y64.map(|v| v as f32);
     let m64 = TwoLayerReLU::<f64>::new(d, m, 77).unwrap();
-    let m32 = TwoLayerReLU::<f32>::new(d, m, 77).unwrap();
+    let m32 = TwoLayerReLU::<f32>::init(d, m, 77).unwrap();
     assert_eq!(m32.weights(), &m64.weights().map(|v| v as f32));
     assert_eq!(m64, TwoLayerReLU::<f64>::new(d, m, 77).unwrap());
     assert_ne!(m64, TwoLayerReLU::<f64>::new(d, m, 78).unwrap());
@@ -294,7 +294,7 @@ fn bad_input_is_rejected_with_a_message() {
     ));
 
     // The Jacobian refuses sizes above its documented limit.
-    let big = TwoLayerReLU::<f32>::new(3072, 8192, 0).unwrap();
+    let big = TwoLayerReLU::<f32>::init(3072, 8192, 0).unwrap();
     let xb = DMatrix::<f32>::from_element(10, 3072, 0.01);
     assert!(matches!(big.jacobian(&xb), Err(Error::TooLarge { .. })));
 
@@ -318,7 +318,7 @@ fn impossible_sizes_are_errors_not_panics() {
         Err(Error::TooLarge { .. })
     ));
     assert!(matches!(
-        TwoLayerReLU::<f32>::new(usize::MAX, 2, 0),
+        TwoLayerReLU::<f32>::init(usize::MAX, 2, 0),
         Err(Error::TooLarge { .. })
     ));
     assert!(matches!(

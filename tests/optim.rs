@@ -9,7 +9,9 @@
 use std::cell::Cell;
 
 use nalgebra::{DMatrix, DVector};
-use ntk_momentum::{Error, Float, GradientDescent, HeavyBall, Nesterov, Optimizer, OptimizerState, Parameters};
+use ntk_momentum::{
+    Error, Float, GradientDescent, HeavyBall, Nesterov, Optimizer, OptimizerState, ParametersMut, Precision,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -117,11 +119,11 @@ fn kind() -> impl Strategy<Value = Kind> + Clone {
     prop_oneof![Just(Kind::Gd), Just(Kind::Hb), Just(Kind::Nag)]
 }
 
-fn build<P: Parameters + 'static>(kind: Kind, lr: f64, momentum: f64) -> Box<dyn Optimizer<P>> {
+fn build<P: ParametersMut + 'static>(kind: Kind, lr: f64, momentum: f64) -> Box<dyn Optimizer<P>> {
     match kind {
-        Kind::Gd => Box::new(GradientDescent::<P::Scalar>::new(lr).unwrap()),
-        Kind::Hb => Box::new(HeavyBall::<P::Scalar>::new(lr, momentum).unwrap()),
-        Kind::Nag => Box::new(Nesterov::<P::Scalar>::new(lr, momentum).unwrap()),
+        Kind::Gd => Box::new(GradientDescent::new(lr).unwrap()),
+        Kind::Hb => Box::new(HeavyBall::new(lr, momentum).unwrap()),
+        Kind::Nag => Box::new(Nesterov::new(lr, momentum).unwrap()),
     }
 }
 
@@ -536,8 +538,12 @@ fn tuned_rates_are_attained_on_the_slowest_mode() {
 // ---------------------------------------------------------------------------
 
 /// Containers built from a flat storage-order vector.
-trait Container: Parameters + Clone + 'static {
+trait Container: ParametersMut + Clone + 'static {
     fn from_storage(v: Vec<Self::Scalar>, rows: usize, cols: usize) -> Self;
+    /// The one tensor's entries.
+    fn as_slice(&self) -> &[Self::Scalar] {
+        self.tensor(0).unwrap().1
+    }
 }
 
 impl<T: Float> Container for Vec<T> {
@@ -690,11 +696,11 @@ type StateBits = (
     String,
     Vec<(String, u64)>,
     u64,
-    Option<(usize, usize)>,
-    Vec<(String, Vec<u64>)>,
+    Option<Precision>,
+    Vec<(Vec<usize>, Vec<(String, Vec<u64>)>)>,
 );
 
-fn state_bits<T: Float>(s: &OptimizerState<T>) -> StateBits {
+fn state_bits(s: &OptimizerState) -> StateBits {
     (
         s.optimizer.clone(),
         s.hyperparameters
@@ -702,10 +708,16 @@ fn state_bits<T: Float>(s: &OptimizerState<T>) -> StateBits {
             .map(|(n, v)| (n.clone(), v.to_bits()))
             .collect(),
         s.step,
-        s.shape,
-        s.buffers
+        s.precision,
+        s.tensors
             .iter()
-            .map(|(n, b)| (n.clone(), b.iter().map(|v| v.to_f64().to_bits()).collect()))
+            .map(|t| {
+                let buffers = t
+                    .buffers
+                    .iter()
+                    .map(|(n, b)| (n.clone(), b.iter().map(|v| v.to_bits()).collect()));
+                (t.shape.clone(), buffers.collect())
+            })
             .collect(),
     )
 }
@@ -733,9 +745,9 @@ fn check_resume<P: Container>(
     }
     let saved = a.state();
     prop_assert_eq!(saved.step, k as u64);
-    prop_assert_eq!(saved.shape.is_some(), k > 0);
+    prop_assert_eq!(saved.precision.is_some(), k > 0);
     let mut b = build::<P>(kind, lr, beta);
-    b.set_state(saved.clone()).unwrap();
+    b.set_state(&saved).unwrap();
     prop_assert_eq!(state_bits(&b.state()), state_bits(&saved));
     let mut y = x.clone();
     for _ in 0..more {
@@ -852,9 +864,9 @@ fn bad_hyperparameters_are_rejected() {
         (f64::INFINITY, "inf"),
         (f64::NEG_INFINITY, "-inf"),
     ] {
-        assert_invalid(GradientDescent::<f64>::new(lr).unwrap_err(), "lr", shown);
-        assert_invalid(HeavyBall::<f64>::new(lr, 0.5).unwrap_err(), "lr", shown);
-        assert_invalid(Nesterov::<f32>::new(lr, 0.5).unwrap_err(), "lr", shown);
+        assert_invalid(GradientDescent::new(lr).unwrap_err(), "lr", shown);
+        assert_invalid(HeavyBall::new(lr, 0.5).unwrap_err(), "lr", shown);
+        assert_invalid(Nesterov::new(lr, 0.5).unwrap_err(), "lr", shown);
     }
     for (m, shown) in [
         (-0.1, "-0.1"),
@@ -864,24 +876,31 @@ fn bad_hyperparameters_are_rejected() {
         (f64::INFINITY, "inf"),
         (f64::NEG_INFINITY, "-inf"),
     ] {
-        assert_invalid(HeavyBall::<f64>::new(0.1, m).unwrap_err(), "momentum", shown);
-        assert_invalid(Nesterov::<f64>::new(0.1, m).unwrap_err(), "momentum", shown);
-        let msg = Nesterov::<f64>::new(0.1, m).unwrap_err().to_string();
+        assert_invalid(HeavyBall::new(0.1, m).unwrap_err(), "momentum", shown);
+        assert_invalid(Nesterov::new(0.1, m).unwrap_err(), "momentum", shown);
+        let msg = Nesterov::new(0.1, m).unwrap_err().to_string();
         assert!(msg.contains("[0, 1)"), "{msg}");
     }
     // The boundaries that are allowed.
-    assert!(HeavyBall::<f64>::new(f64::MIN_POSITIVE, 0.0).is_ok());
-    assert!(Nesterov::<f64>::new(1e300, 0.999_999).is_ok());
+    assert!(HeavyBall::new(f64::MIN_POSITIVE, 0.0).is_ok());
+    assert!(Nesterov::new(1e300, 0.999_999).is_ok());
     // A step size must survive the conversion to the optimizer's float type:
     // in f32, 1e39 would be +inf and 1e-50 would be 0.
+    // The float type is fixed by the first step, which checks it.
     for lr in [1e39, 1e-50] {
-        let err = GradientDescent::<f32>::new(lr).unwrap_err();
-        assert!(err.to_string().contains("f32"), "{err}");
-        assert_invalid(err, "lr", &lr.to_string());
-        assert_invalid(Nesterov::<f32>::new(lr, 0.5).unwrap_err(), "lr", &lr.to_string());
-        assert_invalid(HeavyBall::<f32>::new(lr, 0.5).unwrap_err(), "lr", &lr.to_string());
+        for kind in [Kind::Gd, Kind::Hb, Kind::Nag] {
+            let mut opt = build::<Vec<f32>>(kind, lr, 0.5);
+            let mut x = vec![1.0f32];
+            let err = opt.step(&mut x, &vec![1.0f32]).unwrap_err();
+            assert!(err.to_string().contains("f32"), "{err}");
+            assert_invalid(err, "lr", &lr.to_string());
+            assert_eq!(x, vec![1.0f32]);
+            assert_eq!(opt.state().step, 0);
+            build::<Vec<f64>>(kind, lr, 0.5)
+                .step(&mut vec![1.0f64], &vec![1.0f64])
+                .unwrap();
+        }
     }
-    assert!(GradientDescent::<f64>::new(1e39).is_ok());
 }
 
 /// Runs `bad` on a copy of an optimizer that has taken 3 steps, and checks it
@@ -922,7 +941,7 @@ fn bad_steps_are_rejected_with_state_untouched() {
         let err = assert_step_rejected(opt.as_mut(), &mut x, &vec![1.0; 4]);
         assert!(
             matches!(&err, Error::ShapeMismatch { what, expected, found }
-            if what == "gradient" && expected == "3 x 1" && found == "4 x 1"),
+            if what == "gradient of parameters" && expected == "3" && found == "4"),
             "{err:?}"
         );
         assert!(err.to_string().contains("gradient"), "{err}");
@@ -937,7 +956,7 @@ fn bad_steps_are_rejected_with_state_untouched() {
         let err = assert_step_rejected(opt.as_mut(), &mut x, &DMatrix::from_element(3, 2, 1.0));
         assert!(
             matches!(&err, Error::ShapeMismatch { what, expected, found }
-            if what == "gradient" && expected == "2 x 3" && found == "3 x 2"),
+            if what == "gradient of parameters" && expected == "2 x 3" && found == "3 x 2"),
             "{err:?}"
         );
 
@@ -966,7 +985,7 @@ fn bad_steps_are_rejected_with_state_untouched() {
             let err = assert_step_rejected(opt.as_mut(), &mut x, &g);
             match &err {
                 Error::NonFinite { what, location } => {
-                    assert_eq!(what, "gradient");
+                    assert_eq!(what, "gradient of parameters");
                     assert!(
                         location.contains("entry 2") && location.contains(&bad.to_string()),
                         "{location}"
@@ -983,9 +1002,9 @@ fn bad_steps_are_rejected_with_state_untouched() {
 }
 
 /// Restores `state` into `opt` and checks the failure leaves its state intact.
-fn assert_set_state_rejected<P: Container>(opt: &mut dyn Optimizer<P>, state: OptimizerState<P::Scalar>) -> Error {
+fn assert_set_state_rejected<P: Container>(opt: &mut dyn Optimizer<P>, state: OptimizerState) -> Error {
     let before = state_bits(&opt.state());
-    let err = opt.set_state(state).unwrap_err();
+    let err = opt.set_state(&state).unwrap_err();
     assert_eq!(
         state_bits(&opt.state()),
         before,
@@ -1004,55 +1023,34 @@ fn bad_states_are_rejected_with_state_untouched() {
     for (target, source) in [(Kind::Nag, &hb), (Kind::Hb, &nag), (Kind::Gd, &nag), (Kind::Nag, &gd)] {
         let (mut opt, _) = warmed_up::<Vec<f64>>(target, 3, 1);
         let err = assert_set_state_rejected(opt.as_mut(), source.state());
-        assert_invalid(err, "state.optimizer", &source.state().optimizer);
+        assert_invalid(err, "state.optimizer", &format!("\"{}\"", source.state().optimizer));
     }
 
-    // Other hyper-parameters (lr, momentum, or a renamed one).
+    // Other hyper-parameters are accepted: the state carries over to an
+    // optimizer with another step size or momentum, which keeps its own.
     for (lr, m) in [(0.2, 0.9), (0.1, 0.8)] {
         let mut opt = build::<Vec<f64>>(Kind::Nag, lr, m);
-        let err = assert_set_state_rejected(opt.as_mut(), nag.state());
-        let msg = err.to_string();
-        assert!(
-            matches!(
-                &err,
-                Error::InvalidParameter {
-                    name: "state.hyperparameters",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(msg.contains("0.9") && msg.contains("0.1"), "{msg}");
+        opt.set_state(&nag.state()).unwrap();
+        let restored = opt.state();
+        assert_eq!(restored.tensors, nag.state().tensors);
+        assert_eq!(restored.hyperparameters[0].1, lr);
+        assert_eq!(restored.hyperparameters[1].1, m);
     }
-    let mut renamed = nag.state();
-    renamed.hyperparameters[1].0 = "beta".into();
-    let (mut opt, _) = warmed_up::<Vec<f64>>(Kind::Nag, 3, 1);
-    let err = assert_set_state_rejected(opt.as_mut(), renamed);
-    assert!(
-        matches!(
-            &err,
-            Error::InvalidParameter {
-                name: "state.hyperparameters",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
 
     // Buffers of the wrong length, missing, extra or misnamed.
     for kind in [Kind::Hb, Kind::Nag] {
         let source = if kind == Kind::Hb { &hb } else { &nag };
-        for b in 0..source.state().buffers.len() {
+        for b in 0..source.state().tensors[0].buffers.len() {
             for len in [2, 4, 0] {
                 let mut s = source.state();
-                let name = s.buffers[b].0.clone();
-                s.buffers[b].1.resize(len, 0.0);
+                let name = s.tensors[0].buffers[b].0.clone();
+                s.tensors[0].buffers[b].1.resize(len, 0.0);
                 let (mut opt, _) = warmed_up::<Vec<f64>>(kind, 3, 1);
                 let err = assert_set_state_rejected(opt.as_mut(), s);
                 match &err {
                     Error::ShapeMismatch { what, expected, found } => {
                         assert!(what.contains(&name), "{err}");
-                        assert_eq!(expected, "3 entries");
+                        assert!(expected.starts_with("3 entries"), "{err}");
                         assert_eq!(found, &format!("{len} entries"));
                     }
                     other => panic!("{other:?}"),
@@ -1060,11 +1058,11 @@ fn bad_states_are_rejected_with_state_untouched() {
             }
         }
         let mut missing = source.state();
-        missing.buffers.pop();
+        missing.tensors[0].buffers.pop();
         let mut misnamed = source.state();
-        misnamed.buffers[0].0 = "momentum_buffer".into();
+        misnamed.tensors[0].buffers[0].0 = "momentum_buffer".into();
         let mut extra = source.state();
-        extra.buffers.push(("extra".into(), vec![0.0; 3]));
+        extra.tensors[0].buffers.push(("extra".into(), vec![0.0; 3]));
         for s in [missing, misnamed, extra] {
             let (mut opt, _) = warmed_up::<Vec<f64>>(kind, 3, 1);
             let err = assert_set_state_rejected(opt.as_mut(), s);
@@ -1072,53 +1070,67 @@ fn bad_states_are_rejected_with_state_untouched() {
                 matches!(
                     &err,
                     Error::InvalidParameter {
-                        name: "state.buffers",
+                        name: "state.tensors.buffers",
                         ..
                     }
                 ),
                 "{err:?}"
             );
         }
-        // Shape that disagrees with the buffers (same entries, other shape is fine;
-        // another entry count is not).
+        // Shape that disagrees with the buffers.
         let mut s = source.state();
-        s.shape = Some((2, 2));
+        s.tensors[0].shape = vec![2, 2];
         let (mut opt, _) = warmed_up::<Vec<f64>>(kind, 3, 1);
         let err = assert_set_state_rejected(opt.as_mut(), s);
         assert!(matches!(err, Error::ShapeMismatch { .. }), "{err:?}");
         // A shape whose entry count overflows usize is an error, not a panic.
         let mut s = source.state();
-        s.shape = Some((usize::MAX, 2));
+        s.tensors[0].shape = vec![usize::MAX, 2];
         let (mut opt, _) = warmed_up::<Vec<f64>>(kind, 3, 1);
         let err = assert_set_state_rejected(opt.as_mut(), s);
         assert!(matches!(err, Error::ShapeMismatch { .. }), "{err:?}");
         // Non-finite buffer entries would turn every later iterate into NaN.
         let mut s = source.state();
-        s.buffers[0].1[1] = f64::NAN;
+        s.tensors[0].buffers[0].1[1] = f64::NAN;
         let (mut opt, _) = warmed_up::<Vec<f64>>(kind, 3, 1);
         let err = assert_set_state_rejected(opt.as_mut(), s);
         assert!(
             matches!(&err, Error::NonFinite { what, .. } if what.contains("state buffer")),
             "{err:?}"
         );
+        // An f32 state holding a value f32 cannot represent.
+        let mut s = source.state();
+        s.precision = Some(Precision::F32);
+        s.tensors[0].buffers[0].1[0] = 0.1;
+        let mut opt = build::<Vec<f32>>(kind, 0.1, 0.9);
+        let err = opt.set_state(&s).unwrap_err();
+        assert!(err.to_string().contains("exactly representable in f32"), "{err}");
     }
 
-    // No shape recorded but steps or buffers present.
+    // No precision recorded but steps or tensors present.
     let mut s = nag.state();
-    s.shape = None;
+    s.precision = None;
     let (mut opt, _) = warmed_up::<Vec<f64>>(Kind::Nag, 3, 1);
     let err = assert_set_state_rejected(opt.as_mut(), s);
     assert!(matches!(&err, Error::InvalidParameter { name: "state", .. }), "{err:?}");
     let mut s = gd.state();
-    s.shape = None;
-    s.buffers.clear();
+    s.tensors.clear();
     let (mut opt, _) = warmed_up::<Vec<f64>>(Kind::Gd, 3, 1);
     let err = assert_set_state_rejected(opt.as_mut(), s);
-    assert!(matches!(&err, Error::InvalidParameter { name: "state", .. }), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            Error::InvalidParameter {
+                name: "state.tensors",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     // A valid state of another shape is accepted, and then fixes the shape.
     let (mut opt, _) = warmed_up::<Vec<f64>>(Kind::Nag, 5, 1);
-    opt.set_state(nag.state()).unwrap();
+    opt.set_state(&nag.state()).unwrap();
     let err = opt.step(&mut vec![1.0; 5], &vec![1.0; 5]).unwrap_err();
     assert!(matches!(err, Error::ShapeMismatch { .. }), "{err:?}");
 }
@@ -1127,13 +1139,14 @@ fn bad_states_are_rejected_with_state_untouched() {
 #[test]
 fn momentum_that_rounds_to_one_in_f32_is_rejected() {
     use ntk_momentum::{Error, HeavyBall, Nesterov};
-    assert!(matches!(
-        HeavyBall::<f32>::new(0.1, 0.99999999),
-        Err(Error::InvalidParameter { name: "momentum", .. })
-    ));
-    assert!(matches!(
-        Nesterov::<f32>::new(0.1, 0.99999999),
-        Err(Error::InvalidParameter { name: "momentum", .. })
-    ));
-    assert!(HeavyBall::<f64>::new(0.1, 0.99999999).is_ok());
+    let mut hb = HeavyBall::new(0.1, 0.99999999).unwrap();
+    let mut nag = Nesterov::new(0.1, 0.99999999).unwrap();
+    for err in [
+        hb.step(&mut vec![1.0f32], &vec![1.0f32]).unwrap_err(),
+        nag.step(&mut vec![1.0f32], &vec![1.0f32]).unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::InvalidParameter { name: "momentum", .. }), "{err}");
+    }
+    hb.step(&mut vec![1.0f64], &vec![1.0f64]).unwrap();
+    nag.step(&mut vec![1.0f64], &vec![1.0f64]).unwrap();
 }

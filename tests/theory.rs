@@ -609,9 +609,9 @@ proptest! {
         let steps = 200;
         let predicted = predicted_losses(method, lr, beta, eig.eigenvalues.as_slice(), &eig.eigenvectors, &xi0, steps).unwrap();
         let mut opt: Box<dyn Optimizer<DVector<f64>>> = match method {
-            Method::GradientDescent => Box::new(GradientDescent::<f64>::new(lr).unwrap()),
-            Method::HeavyBall => Box::new(HeavyBall::<f64>::new(lr, beta).unwrap()),
-            Method::Nesterov => Box::new(Nesterov::<f64>::new(lr, beta).unwrap()),
+            Method::GradientDescent => Box::new(GradientDescent::new(lr).unwrap()),
+            Method::HeavyBall => Box::new(HeavyBall::new(lr, beta).unwrap()),
+            Method::Nesterov => Box::new(Nesterov::new(lr, beta).unwrap()),
         };
         // Residual norms agree to 1e-9 relative plus an absolute floor of
         // 1e-13 ||xi_0||: the optimizers work in theta-space, where

@@ -232,7 +232,7 @@ pub fn problem<T: Float>(dataset: Dataset, args: &Args, width: usize) -> Result<
         None => 1000.min(task.max_balanced(&images)),
     };
     let (x, y) = binary_dataset::<T>(&images, &task, n, args.seed, args.center)?;
-    let model = TwoLayerReLU::<T>::new(x.ncols(), width, args.seed)?;
+    let model = TwoLayerReLU::<T>::init(x.ncols(), width, args.seed)?;
     let h0 = model.ntk_gram(&x)?;
     let (spectrum, eigenvectors) = eigendecomposition(&h0)?;
     let infinite = Spectrum::of(&infinite_width_gram(&x)?)?;

@@ -1,16 +1,18 @@
-use rayon::prelude::*;
-
-use super::{check_lr_for, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
-use crate::linalg::parallel;
+use super::elementwise::zip1;
+use super::hyper::{bookkeeping_methods, check_lr_schedule, lr_at, optimizer_trait_methods};
+use super::params::{Parameters, ParametersMut};
+use super::state::Core;
+use super::{Optimizer, Schedule};
 use crate::{Float, Result};
 
-/// Gradient descent with a constant step size.
+/// Gradient descent.
 ///
 /// ```text
-/// θ_{t+1} = θ_t − η g_t
+/// θ_{t+1} = θ_t − η_t g_t
 /// ```
 ///
-/// Equals PyTorch's `SGD(lr=η)` and Optax's `sgd(η)`.
+/// Equals PyTorch's `SGD(lr=η)` and Optax's `sgd(η)`. It keeps no buffers,
+/// only the step count and the shapes of the first step.
 ///
 /// # Examples
 /// ```
@@ -29,52 +31,81 @@ use crate::{Float, Result};
 /// Descent Provably Optimizes Over-parameterized Neural Networks", ICLR 2019,
 /// arXiv:1810.02054.
 #[derive(Clone, Debug)]
-pub struct GradientDescent<T = f64> {
-    lr: f64,
-    core: Core<T>,
+pub struct GradientDescent {
+    lr: Schedule,
+    core: Core,
 }
 
-impl<T: Float> GradientDescent<T> {
-    /// Gradient descent with step size `lr` (η).
+impl GradientDescent {
+    const NAME: &'static str = "gradient_descent";
+
+    /// Gradient descent with constant step size `lr` (η).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 (also
-    /// once converted to `T`).
+    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0.
     pub fn new(lr: f64) -> Result<Self> {
+        Self::with_schedule(lr)
+    }
+
+    /// Gradient descent with a step-size schedule.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidParameter`] if the value at step 0 is not
+    /// finite and > 0; later values are checked at each step.
+    pub fn with_schedule(lr: impl Into<Schedule>) -> Result<Self> {
+        let lr = lr.into();
+        check_lr_schedule(&lr, 0)?;
         Ok(GradientDescent {
-            lr: check_lr_for::<T>(lr)?,
+            lr,
             core: Core::new(&[]),
         })
     }
 
-    /// The step size η.
+    /// The step size η the next step will use.
     pub fn lr(&self) -> f64 {
-        self.lr
+        self.lr.value(self.core.steps())
+    }
+
+    /// The step-size schedule.
+    pub fn lr_schedule(&self) -> &Schedule {
+        &self.lr
+    }
+
+    /// Uses step size `lr` from the next step on.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        self.set_lr_schedule(Schedule::Constant(lr))
+    }
+
+    /// Replaces the step-size schedule (its value at the next step is checked).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidParameter`] if that value is out of range.
+    pub fn set_lr_schedule(&mut self, lr: Schedule) -> Result<()> {
+        check_lr_schedule(&lr, self.core.steps())?;
+        self.lr = lr;
+        Ok(())
     }
 
     fn hyperparameters(&self) -> [(&'static str, f64); 1] {
-        [("lr", self.lr)]
+        [("lr", self.lr())]
     }
+
+    bookkeeping_methods!();
 }
 
-impl<P: Parameters> Optimizer<P> for GradientDescent<P::Scalar> {
-    fn step(&mut self, params: &mut P, grad: &P) -> Result<()> {
-        self.core.begin_step(params, grad)?;
-        let eta = P::Scalar::cast(self.lr);
-        let kernel = |p: &mut [P::Scalar], g: &[P::Scalar]| {
-            for (p, &g) in p.iter_mut().zip(g) {
-                *p -= eta * g;
-            }
-        };
-        let (p, g) = (params.as_mut_slice(), grad.as_slice());
-        if parallel(p.len()) {
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .for_each(|(p, g)| kernel(p, g));
-        } else {
-            kernel(p, g);
-        }
-        Ok(())
+impl<P, G> Optimizer<P, G> for GradientDescent
+where
+    P: ParametersMut + ?Sized,
+    G: Parameters<Scalar = P::Scalar> + ?Sized,
+{
+    fn step(&mut self, params: &mut P, grad: &G) -> Result<()> {
+        let eta = P::Scalar::cast(lr_at::<P::Scalar>(&self.lr, self.core.steps())?);
+        // θ_{t+1} = θ_t − η g_t
+        self.core
+            .apply(params, grad, |p, g, _| zip1(p, g, |p, g| *p -= eta * g))
     }
-    optimizer_bookkeeping!("gradient_descent");
+    optimizer_trait_methods!();
 }

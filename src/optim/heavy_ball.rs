@@ -1,20 +1,24 @@
-use rayon::prelude::*;
-
-use super::{check_lr_for, check_momentum_for, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
-use crate::linalg::parallel;
+use super::elementwise::zip2;
+use super::hyper::{lr_at, momentum_at, momentum_methods, optimizer_trait_methods};
+use super::params::{Parameters, ParametersMut};
+use super::state::Core;
+use super::{Convention, Optimizer, Schedule};
 use crate::{Float, Result};
 
 /// Polyak's heavy-ball method.
 ///
 /// ```text
-/// θ_{t+1} = θ_t − η g_t + β (θ_t − θ_{t−1}),     θ_{−1} = θ_0
+/// θ_{t+1} = θ_t − η_t g_t + β_t (θ_t − θ_{t−1}),     θ_{−1} = θ_0
 /// ```
 ///
 /// implemented with the velocity v_t = θ_t − θ_{t−1} (v_0 = 0):
-/// `v ← β v − η g;  θ ← θ + v`. The state buffer `"velocity"` holds v_t.
+/// `v ← β v − η g;  θ ← θ + v`. The state buffer `"velocity"` holds v_t for
+/// each tensor; with [`Convention::PyTorch`], `"momentum_buffer"` holds
+/// b_t = β_t b_{t−1} + g_t and the update is θ ← θ − η_t b_t.
 ///
-/// **Equivalence.** With b_t = β b_{t−1} + g_t (b_{−1} = 0) one has
-/// v_{t+1} = −η b_t, so the iterates are those of PyTorch's
+/// **Equivalence** (at constant η and β; see [`Convention`] when they
+/// vary). With b_t = β b_{t−1} + g_t (b_{−1} = 0) one has v_{t+1} = −η b_t,
+/// so the iterates are those of PyTorch's
 /// `SGD(lr=η, momentum=β, dampening=0, nesterov=False)` and of Optax's
 /// `sgd(η, momentum=β)`.
 ///
@@ -39,66 +43,60 @@ use crate::{Float, Result};
 /// methods", USSR Comput. Math. Math. Phys. 4(5), 1964. For the NTK setting:
 /// Wang, Lin, Abernethy, arXiv:2010.01618.
 #[derive(Clone, Debug)]
-pub struct HeavyBall<T = f64> {
-    lr: f64,
-    momentum: f64,
-    core: Core<T>,
+pub struct HeavyBall {
+    lr: Schedule,
+    momentum: Schedule,
+    convention: Convention,
+    core: Core,
 }
 
-impl<T: Float> HeavyBall<T> {
-    /// Heavy ball with step size `lr` (η) and momentum `momentum` (β).
+impl HeavyBall {
+    const NAME: &'static str = "heavy_ball";
+
+    /// Heavy ball with constant step size `lr` (η) and momentum `momentum` (β).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 (also
-    /// once converted to `T`) and `momentum` is in [0, 1).
+    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 and
+    /// `momentum` is in [0, 1).
     pub fn new(lr: f64, momentum: f64) -> Result<Self> {
-        Ok(HeavyBall {
-            lr: check_lr_for::<T>(lr)?,
-            momentum: check_momentum_for::<T>(momentum)?,
-            core: Core::new(&["velocity"]),
-        })
+        Self::with_schedules(lr, momentum)
     }
 
-    /// The step size η.
-    pub fn lr(&self) -> f64 {
-        self.lr
+    fn buffer_names(convention: Convention) -> &'static [&'static str] {
+        match convention {
+            Convention::Displacement => &["velocity"],
+            Convention::PyTorch => &["momentum_buffer"],
+        }
     }
 
-    /// The momentum β.
-    pub fn momentum(&self) -> f64 {
-        self.momentum
-    }
-
-    fn hyperparameters(&self) -> [(&'static str, f64); 2] {
-        [("lr", self.lr), ("momentum", self.momentum)]
-    }
+    momentum_methods!();
 }
 
-impl<P: Parameters> Optimizer<P> for HeavyBall<P::Scalar> {
-    fn step(&mut self, params: &mut P, grad: &P) -> Result<()> {
-        let eta = P::Scalar::cast(self.lr);
-        let beta = P::Scalar::cast(self.momentum);
-        let [velocity] = self.core.begin_step(params, grad)? else {
-            unreachable!("heavy ball has one buffer")
-        };
-        let kernel = |p: &mut [P::Scalar], g: &[P::Scalar], v: &mut [P::Scalar]| {
-            for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+impl<P, G> Optimizer<P, G> for HeavyBall
+where
+    P: ParametersMut + ?Sized,
+    G: Parameters<Scalar = P::Scalar> + ?Sized,
+{
+    fn step(&mut self, params: &mut P, grad: &G) -> Result<()> {
+        let t = self.core.steps();
+        let eta = P::Scalar::cast(lr_at::<P::Scalar>(&self.lr, t)?);
+        let beta = P::Scalar::cast(momentum_at::<P::Scalar>(&self.momentum, t)?);
+        let convention = self.convention;
+        self.core.apply(params, grad, |p, g, buffers| {
+            let [buffer] = buffers else { return };
+            match convention {
                 // v_{t+1} = β v_t − η g_t;  θ_{t+1} = θ_t + v_{t+1}
-                *v = beta * *v - eta * g;
-                *p += *v;
+                Convention::Displacement => zip2(p, g, buffer, |p, g, v| {
+                    *v = beta * *v - eta * g;
+                    *p += *v;
+                }),
+                // b_t = β b_{t−1} + g_t;  θ_{t+1} = θ_t − η b_t
+                Convention::PyTorch => zip2(p, g, buffer, |p, g, b| {
+                    *b = beta * *b + g;
+                    *p -= eta * *b;
+                }),
             }
-        };
-        let (p, g) = (params.as_mut_slice(), grad.as_slice());
-        if parallel(p.len()) {
-            let chunks = p
-                .par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(velocity.par_chunks_mut(CHUNK));
-            chunks.for_each(|((p, g), v)| kernel(p, g, v));
-        } else {
-            kernel(p, g, velocity);
-        }
-        Ok(())
+        })
     }
-    optimizer_bookkeeping!("heavy_ball");
+    optimizer_trait_methods!();
 }

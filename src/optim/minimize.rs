@@ -1,6 +1,7 @@
 use std::time::Instant;
 
-use super::{first_non_finite, Optimizer, Parameters};
+use super::{Optimizer, Parameters, ParametersMut};
+use crate::checks::first_non_finite;
 use crate::train::History;
 use crate::{Error, Float, Result};
 
@@ -133,7 +134,7 @@ pub fn minimize<P, O, F>(
     options: &MinimizeOptions,
 ) -> Result<MinimizeReport>
 where
-    P: Parameters + Clone,
+    P: ParametersMut + Clone,
     O: Optimizer<P> + ?Sized,
     F: FnMut(&P) -> (P::Scalar, P),
 {
@@ -146,17 +147,12 @@ where
     loop {
         let (value, grad) = objective(params);
         let value = value.to_f64();
-        let grad_norm = grad
-            .as_slice()
-            .iter()
-            .map(|g| g.to_f64() * g.to_f64())
-            .sum::<f64>()
-            .sqrt();
+        let (grad_norm, grad_finite) = norm_and_finiteness(&grad)?;
         history.push_loss(value, start.elapsed().as_secs_f64());
         grad_norms.push(grad_norm);
         let reason = if !value.is_finite() {
             Some("non-finite objective value".to_string())
-        } else if first_non_finite(grad.as_slice()).is_some() {
+        } else if !grad_finite {
             Some("non-finite gradient".to_string())
         } else {
             options
@@ -165,7 +161,7 @@ where
                 .map(|t| format!("value above the divergence threshold {t:e}"))
         };
         if let Some(reason) = reason {
-            params.as_mut_slice().copy_from_slice(last_good.as_slice());
+            copy_tensors(params, &last_good)?;
             return Err(Error::Diverged {
                 step: iterations,
                 loss: value,
@@ -190,8 +186,37 @@ where
                 stop,
             });
         }
-        last_good.as_mut_slice().copy_from_slice(params.as_slice());
+        copy_tensors(&mut last_good, params)?;
         optimizer.step(params, &grad)?;
         iterations += 1;
     }
+}
+
+/// Euclidean norm over all tensors of a gradient, and whether all its
+/// entries are finite.
+fn norm_and_finiteness<P: Parameters + ?Sized>(grad: &P) -> Result<(f64, bool)> {
+    let (mut sq, mut finite) = (0.0, true);
+    for i in 0..grad.tensor_count() {
+        let (_, g) = grad.tensor(i)?;
+        sq += g.iter().map(|g| g.to_f64() * g.to_f64()).sum::<f64>();
+        finite &= first_non_finite(g).is_none();
+    }
+    Ok((sq.sqrt(), finite))
+}
+
+/// Copies every tensor of `src` into `dst` (same set type, so same shapes).
+fn copy_tensors<P: ParametersMut + ?Sized>(dst: &mut P, src: &P) -> Result<()> {
+    for i in 0..src.tensor_count() {
+        let (_, s) = src.tensor(i)?;
+        let (_, d) = dst.tensor_mut(i)?;
+        if d.len() != s.len() {
+            return Err(Error::shape(
+                format!("parameter tensor {i}"),
+                s.len().to_string(),
+                d.len().to_string(),
+            ));
+        }
+        d.copy_from_slice(s);
+    }
+    Ok(())
 }

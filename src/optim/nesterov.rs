@@ -1,32 +1,38 @@
-use rayon::prelude::*;
-
-use super::{check_lr_for, check_momentum_for, optimizer_bookkeeping, Core, Optimizer, Parameters, CHUNK};
-use crate::linalg::parallel;
+use super::elementwise::{zip2, zip3};
+use super::hyper::{lr_at, momentum_at, momentum_methods, optimizer_trait_methods};
+use super::params::{Parameters, ParametersMut};
+use super::state::Core;
+use super::{Convention, Optimizer, Schedule};
 use crate::{Float, Result};
 
 /// Nesterov's accelerated gradient (NAG), written with its explicit
 /// gradient-correction term.
 ///
 /// ```text
-/// θ_{t+1} = θ_t − η g_t + β (θ_t − θ_{t−1}) − β η (g_t − g_{t−1}),
-/// θ_{−1} = θ_0,  g_{−1} = 0   (first step: θ_1 = θ_0 − η (1 + β) g_0)
+/// θ_{t+1} = θ_t − η_t g_t + β_t (θ_t − θ_{t−1}) − β_t η_t (g_t − g_{t−1}),
+/// θ_{−1} = θ_0,  g_{−1} = 0   (first step: θ_1 = θ_0 − η_0 (1 + β_0) g_0)
 /// ```
 ///
 /// The last term, −β η (g_t − g_{t−1}), is the *gradient correction*: it is
-/// all that separates NAG from [`crate::HeavyBall`], and it is what makes NAG
-/// provably faster in the over-parameterized (NTK) regime (see
-/// [`crate::theory`]). Implemented with the velocity v_t = θ_t − θ_{t−1}:
+/// all that separates NAG from [`crate::HeavyBall`]. Whether it makes NAG
+/// faster depends on the spectrum and the tuning; [`crate::theory`] says
+/// exactly when. Implemented with the velocity v_t = θ_t − θ_{t−1}:
 /// `v ← β v − η g − β η (g − g_prev);  θ ← θ + v;  g_prev ← g`. State
-/// buffers: `"velocity"` (v_t) and `"previous_gradient"` (g_{t−1}).
+/// buffers per tensor: `"velocity"` (v_t) and `"previous_gradient"`
+/// (g_{t−1}); with [`Convention::PyTorch`], `"momentum_buffer"`
+/// (b_t = β_t b_{t−1} + g_t, update θ ← θ − η_t (g_t + β_t b_t)).
 ///
-/// **Equivalences** (the convention users ask about first):
+/// **Equivalences** (at constant η and β; see [`Convention`] when they vary):
 /// - *Look-ahead form.* x_{t+1} = y_t − η ∇f(y_t), y_{t+1} = x_{t+1} +
 ///   β (x_{t+1} − x_t) with y_0 = x_0: the sequence y_t is exactly θ_t above,
 ///   with g_t = ∇f(y_t). You never evaluate a look-ahead point yourself.
 /// - *PyTorch.* `SGD(lr=η, momentum=β, dampening=0, nesterov=True)` keeps
 ///   b_t = β b_{t−1} + g_t and updates θ ← θ − η (g_t + β b_t); its iterates
-///   equal these (checked to 1e-12 in `tests/optim.rs`). Optax's
+///   equal these (checked in `tests/optim.rs`). Optax's
 ///   `sgd(η, momentum=β, nesterov=True)` is the same recursion.
+///
+/// The optimizer is not generic: the float type of its state is fixed by its
+/// first step (`f32` or `f64`), and [`Nesterov::reset`] frees it again.
 ///
 /// # Examples
 /// ```
@@ -40,76 +46,81 @@ use crate::{Float, Result};
 ///     nag.step(&mut x, &g)?;
 /// }
 /// assert!(x[0].abs() < 1e-8 && x[1].abs() < 1e-8);
+/// assert_eq!((nag.lr(), nag.momentum(), nag.name()), (0.1, 0.5, "nesterov"));
 /// # Ok::<(), ntk_momentum::Error>(())
 /// ```
 ///
 /// # References
 /// Y. Nesterov, "A method for solving the convex programming problem with
-/// convergence rate O(1/k^2)", 1983. Liu, Tao, Li, Zhan, Wang, Pan, "Provable
-/// Acceleration of Nesterov's Accelerated Gradient Method over Heavy Ball
-/// Method in Training Over-Parameterized Neural Networks", IJCAI 2024,
-/// arXiv:2208.03941. Shi, Du, Jordan, Su, arXiv:1810.08907.
+/// convergence rate O(1/k^2)", 1983. Xin Liu, Wei Tao, Wei Li, Dazhi Zhan,
+/// Jun Wang, Zhisong Pan, "Provable Acceleration of Nesterov's Accelerated
+/// Gradient Method over Heavy Ball Method in Training Over-Parameterized
+/// Neural Networks", IJCAI 2024, arXiv:2208.03941. Shi, Du, Jordan, Su,
+/// arXiv:1810.08907.
 #[derive(Clone, Debug)]
-pub struct Nesterov<T = f64> {
-    lr: f64,
-    momentum: f64,
-    core: Core<T>,
+pub struct Nesterov {
+    lr: Schedule,
+    momentum: Schedule,
+    convention: Convention,
+    core: Core,
 }
 
-impl<T: Float> Nesterov<T> {
-    /// NAG with step size `lr` (η) and momentum `momentum` (β).
+impl Nesterov {
+    const NAME: &'static str = "nesterov";
+
+    /// NAG with constant step size `lr` (η) and momentum `momentum` (β).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 (also
-    /// once converted to `T`) and `momentum` is in [0, 1).
+    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0 and
+    /// `momentum` is in [0, 1). (Whether they stay so in `f32` is checked at
+    /// the first `f32` step.)
     pub fn new(lr: f64, momentum: f64) -> Result<Self> {
-        Ok(Nesterov {
-            lr: check_lr_for::<T>(lr)?,
-            momentum: check_momentum_for::<T>(momentum)?,
-            core: Core::new(&["velocity", "previous_gradient"]),
-        })
+        Self::with_schedules(lr, momentum)
     }
 
-    /// The step size η.
-    pub fn lr(&self) -> f64 {
-        self.lr
+    fn buffer_names(convention: Convention) -> &'static [&'static str] {
+        match convention {
+            Convention::Displacement => &["velocity", "previous_gradient"],
+            Convention::PyTorch => &["momentum_buffer"],
+        }
     }
 
-    /// The momentum β.
-    pub fn momentum(&self) -> f64 {
-        self.momentum
-    }
-
-    fn hyperparameters(&self) -> [(&'static str, f64); 2] {
-        [("lr", self.lr), ("momentum", self.momentum)]
-    }
+    momentum_methods!();
 }
 
-impl<P: Parameters> Optimizer<P> for Nesterov<P::Scalar> {
-    fn step(&mut self, params: &mut P, grad: &P) -> Result<()> {
-        let eta = P::Scalar::cast(self.lr);
-        let beta = P::Scalar::cast(self.momentum);
-        let beta_eta = P::Scalar::cast(self.momentum * self.lr);
-        let [velocity, previous] = self.core.begin_step(params, grad)? else {
-            unreachable!("Nesterov has two buffers")
-        };
-        let kernel = |p: &mut [P::Scalar], g: &[P::Scalar], v: &mut [P::Scalar], gp: &mut [P::Scalar]| {
-            for ((p, &g), (v, gp)) in p.iter_mut().zip(g).zip(v.iter_mut().zip(gp.iter_mut())) {
-                // v_{t+1} = β v_t − η g_t − β η (g_t − g_{t−1});  θ_{t+1} = θ_t + v_{t+1}
-                *v = beta * *v - eta * g - beta_eta * (g - *gp);
-                *gp = g;
-                *p += *v;
+impl<P, G> Optimizer<P, G> for Nesterov
+where
+    P: ParametersMut + ?Sized,
+    G: Parameters<Scalar = P::Scalar> + ?Sized,
+{
+    fn step(&mut self, params: &mut P, grad: &G) -> Result<()> {
+        let t = self.core.steps();
+        let lr = lr_at::<P::Scalar>(&self.lr, t)?;
+        let momentum = momentum_at::<P::Scalar>(&self.momentum, t)?;
+        let eta = P::Scalar::cast(lr);
+        let beta = P::Scalar::cast(momentum);
+        match self.convention {
+            Convention::Displacement => {
+                let beta_eta = P::Scalar::cast(momentum * lr);
+                self.core.apply(params, grad, |p, g, buffers| {
+                    let [velocity, previous] = buffers else { return };
+                    // v_{t+1} = β v_t − η g_t − β η (g_t − g_{t−1});  θ_{t+1} = θ_t + v_{t+1}
+                    zip3(p, g, velocity, previous, |p, g, v, gp| {
+                        *v = beta * *v - eta * g - beta_eta * (g - *gp);
+                        *gp = g;
+                        *p += *v;
+                    });
+                })
             }
-        };
-        let (p, g) = (params.as_mut_slice(), grad.as_slice());
-        if parallel(p.len()) {
-            let state = velocity.par_chunks_mut(CHUNK).zip(previous.par_chunks_mut(CHUNK));
-            let chunks = p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(state);
-            chunks.for_each(|((p, g), (v, gp))| kernel(p, g, v, gp));
-        } else {
-            kernel(p, g, velocity, previous);
+            Convention::PyTorch => self.core.apply(params, grad, |p, g, buffers| {
+                let [b] = buffers else { return };
+                // b_t = β b_{t−1} + g_t;  θ_{t+1} = θ_t − η (g_t + β b_t)
+                zip2(p, g, b, |p, g, b| {
+                    *b = beta * *b + g;
+                    *p -= eta * (g + beta * *b);
+                });
+            }),
         }
-        Ok(())
     }
-    optimizer_bookkeeping!("nesterov");
+    optimizer_trait_methods!();
 }

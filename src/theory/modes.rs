@@ -264,7 +264,7 @@ pub fn rate(method: Method, lr: f64, momentum: f64, eigenvalues: &[f64]) -> Resu
 /// # Ok::<(), ntk_momentum::Error>(())
 /// ```
 pub fn max_stable_lr(method: Method, momentum: f64, lambda_max: f64) -> Result<f64> {
-    crate::optim::check_momentum(momentum)?;
+    crate::checks::check_momentum(momentum)?;
     if !(lambda_max.is_finite() && lambda_max > 0.0) {
         return Err(Error::invalid("lambda_max", lambda_max, "a finite eigenvalue > 0"));
     }

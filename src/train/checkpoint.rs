@@ -28,6 +28,7 @@ use nalgebra::{DMatrix, DVector};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::{Diagnostics, History, Parameterization, RunState, Trainer};
+use crate::optim::TensorState;
 use crate::{Error, Float, Optimizer, OptimizerState, Result, TwoLayerReLU};
 
 const FORMAT: &str = "ntk-momentum-checkpoint";
@@ -129,11 +130,17 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 matrix_bytes(b),
             ));
         }
-        if let Some((r, c)) = state.shape {
-            for (name, buf) in &state.buffers {
+        // The trainer's optimizer updates one tensor (W or B).
+        let opt_shape = state
+            .tensors
+            .first()
+            .map(|t| (t.shape[0], t.shape.get(1).copied().unwrap_or(1)));
+        if let (Some((r, c)), Some(t)) = (opt_shape, state.tensors.first()) {
+            for (name, buf) in &t.buffers {
                 // Buffers are in storage (column-major) order: a column-major
                 // r x c matrix is a row-major c x r one.
-                tensors.push((format!("optimizer.{name}"), dt, vec![c, r], slice_bytes(buf)));
+                let values: Vec<T> = buf.iter().map(|&v| T::cast(v)).collect();
+                tensors.push((format!("optimizer.{name}"), dt, vec![c, r], slice_bytes(&values)));
             }
         }
         let h = &self.history;
@@ -180,7 +187,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         meta.insert("optimizer.step".to_string(), state.step.to_string());
         meta.insert(
             "optimizer.shape".to_string(),
-            state.shape.map_or("none".to_string(), |(r, c)| format!("{r}x{c}")),
+            opt_shape.map_or("none".to_string(), |(r, c)| format!("{r}x{c}")),
         );
         meta.insert(
             "optimizer.hyperparameters".to_string(),
@@ -189,7 +196,10 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         meta.insert(
             "optimizer.buffers".to_string(),
             state
-                .buffers
+                .tensors
+                .first()
+                .map(|t| t.buffers.as_slice())
+                .unwrap_or(&[])
                 .iter()
                 .map(|(n, _)| n.as_str())
                 .collect::<Vec<_>>()
@@ -359,10 +369,8 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         let mut buffers = Vec::new();
         if let Some((r, c)) = opt_shape {
             for name in get("optimizer.buffers")?.split(',').filter(|s| !s.is_empty()) {
-                buffers.push((
-                    name.to_string(),
-                    read_vec::<T>(find(&format!("optimizer.{name}"), dt, &[c, r])?),
-                ));
+                let values = read_vec::<T>(find(&format!("optimizer.{name}"), dt, &[c, r])?);
+                buffers.push((name.to_string(), values.iter().map(|v| v.to_f64()).collect()));
             }
         }
         if opt_shape.is_some_and(|s| s != param_shape) {
@@ -379,8 +387,15 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             step: get("optimizer.step")?
                 .parse()
                 .map_err(|_| bad(path, "optimizer.step is not a count"))?,
-            shape: opt_shape,
-            buffers,
+            precision: opt_shape.map(|_| T::PRECISION),
+            tensors: opt_shape
+                .map(|(r, c)| {
+                    vec![TensorState {
+                        shape: vec![r, c],
+                        buffers,
+                    }]
+                })
+                .unwrap_or_default(),
         };
 
         // History.
@@ -408,8 +423,28 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             ));
         }
 
-        // Everything is validated; the optimizer goes last since it can still refuse.
-        self.optimizer.set_state(state)?;
+        // Everything is validated; the optimizer goes last since it can still
+        // refuse. Its schedules must give the saved hyper-parameters at the
+        // saved step, or the continued run would not be the saved one.
+        let previous = self.optimizer.state();
+        self.optimizer.set_state(&state)?;
+        let own = self.optimizer.state().hyperparameters;
+        let same = own.len() == state.hyperparameters.len()
+            && own
+                .iter()
+                .zip(&state.hyperparameters)
+                .all(|((n1, v1), (n2, v2))| n1 == n2 && v1.to_bits() == v2.to_bits());
+        if !same {
+            self.optimizer.set_state(&previous)?;
+            return Err(bad(
+                path,
+                format!(
+                    "the checkpoint's optimizer hyper-parameters at step {} are {:?}, this trainer's optimizer \
+                     gives {own:?} there",
+                    state.step, state.hyperparameters
+                ),
+            ));
+        }
         self.model = model;
         self.step = step;
         self.history = History::from_parts(losses, elapsed, diagnostics);

@@ -155,7 +155,7 @@ struct Buffers<T: Float> {
     /// Parameters, optimizer state and step at the start of the call: what
     /// a divergence rolls back to (and replays from).
     start_params: DMatrix<T>,
-    start_state: crate::OptimizerState<T>,
+    start_state: crate::OptimizerState,
     start_step: usize,
     kernel: Option<DMatrix<T>>,
     ntk: Option<NtkBuffers<T>>,
@@ -634,7 +634,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             Some(b) => b.copy_from(&buf.start_params),
             None => self.model.weights_mut().copy_from(&buf.start_params),
         }
-        self.optimizer.set_state(buf.start_state.clone())?;
+        self.optimizer.set_state(&buf.start_state)?;
         self.step = buf.start_step;
         while self.step + 1 < diverged_at {
             self.evaluate(x, y, run, buf);

@@ -1,0 +1,65 @@
+//! The elementwise loops of the optimizer steps, split across threads in
+//! fixed chunks for large tensors (bit-identical for any thread count: every
+//! entry is computed by the same expression whatever the split).
+
+use rayon::prelude::*;
+
+use crate::checks::CHUNK;
+use crate::linalg::parallel;
+use crate::Float;
+
+/// `f(θ_i, g_i)` for every entry.
+pub(crate) fn zip1<T: Float>(p: &mut [T], g: &[T], f: impl Fn(&mut T, T) + Sync) {
+    let run = |p: &mut [T], g: &[T]| {
+        for (p, &g) in p.iter_mut().zip(g) {
+            f(p, g);
+        }
+    };
+    if parallel(p.len()) {
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(p, g)| run(p, g));
+    } else {
+        run(p, g);
+    }
+}
+
+/// `f(θ_i, g_i, a_i)` for every entry, with one state buffer `a`.
+pub(crate) fn zip2<T: Float>(p: &mut [T], g: &[T], a: &mut [T], f: impl Fn(&mut T, T, &mut T) + Sync) {
+    let run = |p: &mut [T], g: &[T], a: &mut [T]| {
+        for ((p, &g), a) in p.iter_mut().zip(g).zip(a.iter_mut()) {
+            f(p, g, a);
+        }
+    };
+    if parallel(p.len()) {
+        let chunks = p
+            .par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(a.par_chunks_mut(CHUNK));
+        chunks.for_each(|((p, g), a)| run(p, g, a));
+    } else {
+        run(p, g, a);
+    }
+}
+
+/// `f(θ_i, g_i, a_i, b_i)` for every entry, with two state buffers.
+pub(crate) fn zip3<T: Float>(
+    p: &mut [T],
+    g: &[T],
+    a: &mut [T],
+    b: &mut [T],
+    f: impl Fn(&mut T, T, &mut T, &mut T) + Sync,
+) {
+    let run = |p: &mut [T], g: &[T], a: &mut [T], b: &mut [T]| {
+        for ((p, &g), (a, b)) in p.iter_mut().zip(g).zip(a.iter_mut().zip(b.iter_mut())) {
+            f(p, g, a, b);
+        }
+    };
+    if parallel(p.len()) {
+        let state = a.par_chunks_mut(CHUNK).zip(b.par_chunks_mut(CHUNK));
+        let chunks = p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(state);
+        chunks.for_each(|((p, g), (a, b))| run(p, g, a, b));
+    } else {
+        run(p, g, a, b);
+    }
+}

@@ -1,0 +1,408 @@
+//! Optimizer state: what an optimizer remembers between steps, readable and
+//! restorable, and the bookkeeping the built-in optimizers share.
+
+use std::any::Any;
+
+use super::params::{Parameters, ParametersMut, Shape};
+use crate::checks::first_non_finite;
+use crate::{Error, Float, Precision, Result};
+
+/// The complete state of an optimizer: enough to continue a run exactly.
+///
+/// Buffers are stored as `f64` whatever the parameters' float type: `f32`
+/// values convert to `f64` and back exactly, so a state read from an `f32`
+/// run restores it bit for bit.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct OptimizerState {
+    /// The optimizer's name, e.g. `"nesterov"`.
+    pub optimizer: String,
+    /// The hyper-parameter values the next step would use, by name (a record
+    /// for the reader: [`crate::Optimizer::set_state`] does not compare them,
+    /// so an optimizer rebuilt with another step size keeps its velocity).
+    pub hyperparameters: Vec<(String, f64)>,
+    /// Steps taken since construction or the last reset.
+    pub step: u64,
+    /// The float type fixed by the first step (`None` before it).
+    pub precision: Option<Precision>,
+    /// One entry per parameter tensor, in the set's order (empty before the
+    /// first step).
+    pub tensors: Vec<TensorState>,
+}
+
+impl OptimizerState {
+    /// The state of optimizer `optimizer` before its first step: no
+    /// hyper-parameters recorded, step 0, no tensors (what a stateless user
+    /// optimizer returns from [`crate::Optimizer::state`]).
+    pub fn empty(optimizer: impl Into<String>) -> Self {
+        OptimizerState {
+            optimizer: optimizer.into(),
+            hyperparameters: Vec::new(),
+            step: 0,
+            precision: None,
+            tensors: Vec::new(),
+        }
+    }
+}
+
+/// The state an optimizer keeps for one parameter tensor.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TensorState {
+    /// The tensor's shape, fixed by the first step.
+    pub shape: Vec<usize>,
+    /// Named buffers (e.g. `"velocity"`, `"previous_gradient"`), each with
+    /// as many entries as the shape declares, in storage order.
+    pub buffers: Vec<(String, Vec<f64>)>,
+}
+
+/// Per-tensor state of the built-in optimizers.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot<T> {
+    pub(crate) shape: Shape,
+    pub(crate) buffers: Vec<Vec<T>>,
+}
+
+#[derive(Clone, Debug)]
+enum Store {
+    Empty,
+    F32(Vec<Slot<f32>>),
+    F64(Vec<Slot<f64>>),
+}
+
+impl Store {
+    fn precision(&self) -> Option<Precision> {
+        match self {
+            Store::Empty => None,
+            Store::F32(_) => Some(Precision::F32),
+            Store::F64(_) => Some(Precision::F64),
+        }
+    }
+
+    fn slots<T: Float>(&self) -> Option<&Vec<Slot<T>>> {
+        match self {
+            Store::Empty => None,
+            Store::F32(v) => (v as &dyn Any).downcast_ref(),
+            Store::F64(v) => (v as &dyn Any).downcast_ref(),
+        }
+    }
+
+    fn slots_mut<T: Float>(&mut self) -> Option<&mut Vec<Slot<T>>> {
+        match self {
+            Store::Empty => None,
+            Store::F32(v) => (v as &mut dyn Any).downcast_mut(),
+            Store::F64(v) => (v as &mut dyn Any).downcast_mut(),
+        }
+    }
+
+    fn of<T: Float>(slots: Vec<Slot<T>>) -> Store {
+        let mut slots = Some(slots);
+        let any = &mut slots as &mut dyn Any;
+        if let Some(s) = any.downcast_mut::<Option<Vec<Slot<f32>>>>() {
+            return Store::F32(s.take().unwrap_or_default());
+        }
+        match any.downcast_mut::<Option<Vec<Slot<f64>>>>() {
+            Some(s) => Store::F64(s.take().unwrap_or_default()),
+            None => Store::Empty,
+        }
+    }
+}
+
+/// Bookkeeping shared by the built-in optimizers: the step count and, per
+/// parameter tensor, its shape and named buffers, allocated at the first
+/// step in that step's float type.
+#[derive(Clone, Debug)]
+pub(crate) struct Core {
+    step: u64,
+    buffer_names: &'static [&'static str],
+    store: Store,
+}
+
+fn describe(index: usize, count: usize) -> String {
+    if count == 1 {
+        "parameters".to_string()
+    } else {
+        format!("parameter tensor {index}")
+    }
+}
+
+impl Core {
+    pub(crate) fn new(buffer_names: &'static [&'static str]) -> Self {
+        Core {
+            step: 0,
+            buffer_names,
+            store: Store::Empty,
+        }
+    }
+
+    /// Steps taken since construction or the last reset.
+    pub(crate) fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The float type fixed by the first step.
+    pub(crate) fn precision(&self) -> Option<Precision> {
+        self.store.precision()
+    }
+
+    /// Replaces the buffer names (a change of convention); forgets the state.
+    pub(crate) fn set_buffer_names(&mut self, names: &'static [&'static str]) {
+        self.buffer_names = names;
+        self.reset();
+    }
+
+    /// Checks a step's inputs without changing anything: the same number of
+    /// tensors in parameters and gradient, declared shapes that agree with
+    /// the storage and with each other and with those of the first step,
+    /// the float type of the first step, and finite entries.
+    fn validate<P, G>(&self, params: &P, grad: &G) -> Result<()>
+    where
+        P: Parameters + ?Sized,
+        G: Parameters<Scalar = P::Scalar> + ?Sized,
+    {
+        let count = params.tensor_count();
+        if grad.tensor_count() != count {
+            return Err(Error::shape(
+                "gradient (number of tensors)",
+                format!("{count} tensors, as the parameters"),
+                format!("{} tensors", grad.tensor_count()),
+            ));
+        }
+        if count == 0 {
+            return Err(Error::invalid("parameters", "an empty set", "at least one tensor"));
+        }
+        if let Some(p) = self.store.precision() {
+            if p != P::Scalar::PRECISION {
+                return Err(Error::Unsupported(format!(
+                    "a step on {} parameters with an optimizer whose state is {p} (fixed by its first step); \
+                     call reset() to change the float type",
+                    P::Scalar::PRECISION
+                )));
+            }
+        }
+        let slots = self.store.slots::<P::Scalar>();
+        if let Some(slots) = slots {
+            if slots.len() != count {
+                return Err(Error::shape(
+                    "parameters (number of tensors fixed by the first step; call reset() to change it)",
+                    format!("{} tensors", slots.len()),
+                    format!("{count} tensors"),
+                ));
+            }
+        }
+        for i in 0..count {
+            let what = describe(i, count);
+            let (ps, p) = params.tensor(i)?;
+            let (gs, g) = grad.tensor(i)?;
+            check_storage(&what, ps, p.len())?;
+            check_storage(&format!("gradient of {what}"), gs, g.len())?;
+            if gs != ps {
+                return Err(Error::shape(
+                    format!("gradient of {what}"),
+                    ps.to_string(),
+                    gs.to_string(),
+                ));
+            }
+            if let Some(slot) = slots.map(|s| &s[i]) {
+                if slot.shape != ps {
+                    return Err(Error::shape(
+                        format!("{what} (shape fixed by the first step; call reset() to change it)"),
+                        slot.shape.to_string(),
+                        ps.to_string(),
+                    ));
+                }
+            }
+            if let Some(j) = first_non_finite(g) {
+                return Err(Error::NonFinite {
+                    what: format!("gradient of {what}"),
+                    location: format!("entry {j} (storage order), value {}", g[j]),
+                });
+            }
+            if let Some(j) = first_non_finite(p) {
+                return Err(Error::NonFinite {
+                    what: what.clone(),
+                    location: format!("entry {j} (storage order), value {}", p[j]),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates a step, allocates the state at the first step (zeros,
+    /// which realise θ_{−1} = θ_0 and g_{−1} = 0), then applies `kernel` to
+    /// each tensor's parameters, gradient and buffers, and counts the step.
+    pub(crate) fn apply<P, G, K>(&mut self, params: &mut P, grad: &G, mut kernel: K) -> Result<()>
+    where
+        P: ParametersMut + ?Sized,
+        G: Parameters<Scalar = P::Scalar> + ?Sized,
+        K: FnMut(&mut [P::Scalar], &[P::Scalar], &mut [Vec<P::Scalar>]),
+    {
+        self.validate(params, grad)?;
+        if matches!(self.store, Store::Empty) {
+            let count = params.tensor_count();
+            let mut slots = Vec::with_capacity(count);
+            for i in 0..count {
+                let (shape, p) = params.tensor(i)?;
+                let buffers = self
+                    .buffer_names
+                    .iter()
+                    .map(|_| vec![<P::Scalar as num_traits::Zero>::zero(); p.len()])
+                    .collect();
+                slots.push(Slot { shape, buffers });
+            }
+            self.store = Store::of(slots);
+        }
+        let Some(slots) = self.store.slots_mut::<P::Scalar>() else {
+            return Err(Error::Unsupported("optimizer state of another float type".into()));
+        };
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let (_, p) = params.tensor_mut(i)?;
+            let (_, g) = grad.tensor(i)?;
+            kernel(p, g, &mut slot.buffers);
+        }
+        self.step += 1;
+        Ok(())
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.step = 0;
+        self.store = Store::Empty;
+    }
+
+    pub(crate) fn state(&self, name: &str, hyper: &[(&str, f64)]) -> OptimizerState {
+        fn tensors<T: Float>(slots: &[Slot<T>], names: &[&str]) -> Vec<TensorState> {
+            slots
+                .iter()
+                .map(|s| TensorState {
+                    shape: s.shape.dims().to_vec(),
+                    buffers: names
+                        .iter()
+                        .zip(&s.buffers)
+                        .map(|(n, b)| (n.to_string(), b.iter().map(|v| v.to_f64()).collect()))
+                        .collect(),
+                })
+                .collect()
+        }
+        OptimizerState {
+            optimizer: name.to_string(),
+            hyperparameters: hyper.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+            step: self.step,
+            precision: self.store.precision(),
+            tensors: match &self.store {
+                Store::Empty => Vec::new(),
+                Store::F32(s) => tensors(s, self.buffer_names),
+                Store::F64(s) => tensors(s, self.buffer_names),
+            },
+        }
+    }
+
+    /// Restores `state` after checking it against this optimizer's name and
+    /// buffer names, the buffers against their shapes, and their entries for
+    /// finiteness and (for `f32`) exact representability.
+    pub(crate) fn set_state(&mut self, state: &OptimizerState, name: &str) -> Result<()> {
+        if state.optimizer != name {
+            return Err(Error::invalid(
+                "state.optimizer",
+                format!("\"{}\"", state.optimizer),
+                format!("\"{name}\""),
+            ));
+        }
+        let store = match state.precision {
+            None => {
+                if state.step != 0 || !state.tensors.is_empty() {
+                    return Err(Error::invalid(
+                        "state",
+                        format!(
+                            "step {} with {} tensors and no precision",
+                            state.step,
+                            state.tensors.len()
+                        ),
+                        "step 0 and no tensors before the first step",
+                    ));
+                }
+                Store::Empty
+            }
+            Some(Precision::F32) => Store::F32(self.slots_from::<f32>(state)?),
+            Some(Precision::F64) => Store::F64(self.slots_from::<f64>(state)?),
+        };
+        self.step = state.step;
+        self.store = store;
+        Ok(())
+    }
+
+    fn slots_from<T: Float>(&self, state: &OptimizerState) -> Result<Vec<Slot<T>>> {
+        if state.tensors.is_empty() {
+            return Err(Error::invalid(
+                "state.tensors",
+                "no tensors",
+                format!(
+                    "one entry per parameter tensor for a state of precision {}",
+                    T::PRECISION
+                ),
+            ));
+        }
+        let mut slots = Vec::with_capacity(state.tensors.len());
+        for (i, t) in state.tensors.iter().enumerate() {
+            let shape = Shape::new(&t.shape)?;
+            let Some(len) = shape.entries() else {
+                return Err(Error::shape(
+                    format!("state tensor {i}"),
+                    "a shape with a representable entry count",
+                    shape.to_string(),
+                ));
+            };
+            let names: Vec<&str> = t.buffers.iter().map(|(n, _)| n.as_str()).collect();
+            if names != self.buffer_names {
+                return Err(Error::invalid(
+                    "state.tensors.buffers",
+                    format!("{names:?} (tensor {i})"),
+                    format!("{:?}", self.buffer_names),
+                ));
+            }
+            let mut buffers = Vec::with_capacity(t.buffers.len());
+            for (n, b) in &t.buffers {
+                if b.len() != len {
+                    return Err(Error::shape(
+                        format!("state buffer {n} of tensor {i}"),
+                        format!("{len} entries (shape {shape})"),
+                        format!("{} entries", b.len()),
+                    ));
+                }
+                if let Some(j) = first_non_finite(b) {
+                    return Err(Error::NonFinite {
+                        what: format!("state buffer {n} of tensor {i}"),
+                        location: format!("entry {j}, value {}", b[j]),
+                    });
+                }
+                let converted: Vec<T> = b.iter().map(|&v| T::cast(v)).collect();
+                if let Some(j) = converted.iter().zip(b).position(|(c, &v)| c.to_f64() != v) {
+                    return Err(Error::invalid(
+                        "state buffer entry",
+                        format!("{} (buffer {n} of tensor {i}, entry {j})", b[j]),
+                        format!("a value exactly representable in {}", T::PRECISION),
+                    ));
+                }
+                buffers.push(converted);
+            }
+            slots.push(Slot { shape, buffers });
+        }
+        Ok(slots)
+    }
+}
+
+fn check_storage(what: &str, shape: Shape, len: usize) -> Result<()> {
+    if shape.entries() == Some(len) {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            format!("{what} (declared shape against storage)"),
+            format!(
+                "{} entries for shape {shape}",
+                shape
+                    .entries()
+                    .map_or("an overflowing number of".to_string(), |e| e.to_string())
+            ),
+            format!("{len} entries in storage"),
+        ))
+    }
+}

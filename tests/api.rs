@@ -1,0 +1,298 @@
+//! The optimizer API as a new user writes it: no annotations, any container,
+//! parameter sets, schedules in both conventions (the PyTorch one against
+//! real `torch.optim.SGD` + `LambdaLR` iterates), serde.
+
+use nalgebra::{DMatrix, DVector};
+use ntk_momentum::optim::{Convention, Schedule};
+use ntk_momentum::{Error, GradientDescent, HeavyBall, Nesterov, Optimizer, Trainer, TwoLayerReLU};
+
+/// The snippets of the API issue, compiled as written.
+#[test]
+fn common_calls_need_no_annotations() -> ntk_momentum::Result<()> {
+    let nag = Nesterov::new(0.1, 0.9)?;
+    let (lr, mu, name) = (nag.lr(), nag.momentum(), nag.name());
+    assert_eq!((lr, mu, name), (0.1, 0.9, "nesterov"));
+    let state = nag.state();
+    let mut nag2 = nag.clone();
+    nag2.reset();
+    assert_eq!(state.step, 0);
+    assert!(HeavyBall::new(-1.0, 0.5).is_err());
+    let trainer = Trainer::new(TwoLayerReLU::new(784, 1024, 0)?, HeavyBall::new(0.1, 0.9)?);
+    assert_eq!(trainer.steps_taken(), 0);
+    let boxed: Vec<Box<dyn Optimizer<Vec<f64>>>> =
+        vec![Box::new(GradientDescent::new(0.1)?), Box::new(Nesterov::new(0.1, 0.9)?)];
+    assert_eq!(boxed[1].name(), "nesterov");
+    Ok(())
+}
+
+/// One optimizer value works on f32 or f64: the first step fixes the float
+/// type, reset frees it.
+#[test]
+fn float_type_is_fixed_by_the_first_step() {
+    let mut hb = HeavyBall::new(0.1, 0.9).unwrap();
+    hb.step(&mut vec![1.0f32], &vec![1.0f32]).unwrap();
+    let err = hb.step(&mut vec![1.0f64], &vec![1.0f64]).unwrap_err();
+    assert!(
+        matches!(err, Error::Unsupported(_)) && err.to_string().contains("f32"),
+        "{err}"
+    );
+    hb.reset();
+    hb.step(&mut vec![1.0f64], &vec![1.0f64]).unwrap();
+}
+
+/// Slices, tuples, arrays and Vecs of tensors give the iterates of one
+/// optimizer per tensor, bit for bit.
+#[test]
+fn parameter_sets_equal_one_optimizer_per_tensor() {
+    let grad_w = |w: &DMatrix<f64>| w.map(|v| 2.0 * v - 1.0);
+    let grad_b = |b: &DVector<f64>| b.map(|v| 0.5 * v + 0.25);
+    let (w0, b0) = (
+        DMatrix::from_fn(3, 2, |i, j| (i + 2 * j) as f64 * 0.1),
+        DVector::from_element(2, 1.0),
+    );
+    let (mut w, mut b) = (w0.clone(), b0.clone());
+    let mut set = Nesterov::new(0.05, 0.9).unwrap();
+    let (mut w1, mut b1) = (w0.clone(), b0.clone());
+    let (mut ow, mut ob) = (Nesterov::new(0.05, 0.9).unwrap(), Nesterov::new(0.05, 0.9).unwrap());
+    let mut flat = w0.as_slice().to_vec();
+    let mut slice_opt = Nesterov::new(0.05, 0.9).unwrap();
+    let mut arr = [w0.clone(), w0.clone()];
+    let mut arr_opt = Nesterov::new(0.05, 0.9).unwrap();
+    let mut v = vec![w0.clone()];
+    let mut vec_opt = Nesterov::new(0.05, 0.9).unwrap();
+    for _ in 0..20 {
+        let (gw, gb) = (grad_w(&w), grad_b(&b));
+        set.step(&mut (&mut w, &mut b), &(&gw, &gb)).unwrap();
+        let (gw1, gb1) = (grad_w(&w1), grad_b(&b1));
+        ow.step(&mut w1, &gw1).unwrap();
+        ob.step(&mut b1, &gb1).unwrap();
+        let g = grad_w(&DMatrix::from_column_slice(3, 2, &flat));
+        slice_opt.step(&mut flat[..], g.as_slice()).unwrap();
+        let ga = [grad_w(&arr[0]), grad_w(&arr[1])];
+        arr_opt.step(&mut arr, &ga).unwrap();
+        let gv = vec![grad_w(&v[0])];
+        vec_opt.step(&mut v, &gv).unwrap();
+    }
+    assert_eq!(w, w1);
+    assert_eq!(b, b1);
+    assert_eq!(flat.as_slice(), w1.as_slice());
+    assert_eq!(arr[0], w1);
+    assert_eq!(arr[1], w1);
+    assert_eq!(v[0], w1);
+    let state = set.state();
+    assert_eq!(state.tensors.len(), 2);
+    assert_eq!(state.tensors[0].shape, vec![3, 2]);
+    assert_eq!(state.tensors[1].shape, vec![2]);
+}
+
+#[test]
+fn mismatched_sets_are_refused_with_nothing_changed() {
+    let mut hb = HeavyBall::new(0.1, 0.9).unwrap();
+    let (mut a, mut b) = (vec![1.0; 3], vec![1.0; 2]);
+    hb.step(&mut (&mut a, &mut b), &(&vec![1.0; 3], &vec![1.0; 2])).unwrap();
+    let before = (a.clone(), b.clone(), hb.state());
+    let cases: Vec<(Error, &str)> = vec![
+        (
+            hb.step(&mut (&mut a, &mut b), &(&vec![1.0; 3], &vec![1.0; 3]))
+                .unwrap_err(),
+            "gradient of parameter tensor 1",
+        ),
+        (
+            hb.step(&mut (&mut a, &mut b), &(&vec![f64::NAN; 3], &vec![1.0; 2]))
+                .unwrap_err(),
+            "gradient of parameter tensor 0",
+        ),
+        (hb.step(&mut a, &vec![1.0; 3]).unwrap_err(), "number of tensors"),
+    ];
+    for (err, what) in cases {
+        assert!(err.to_string().contains(what), "{err}");
+    }
+    assert_eq!((a, b, hb.state()), before);
+}
+
+/// A schedule value out of range is refused at the step that uses it.
+#[test]
+fn out_of_range_schedule_values_are_refused() {
+    let lr = Schedule::from_fn(|t| if t < 3 { 0.1 } else { -1.0 });
+    let mut gd = GradientDescent::with_schedule(lr).unwrap();
+    let mut x = vec![1.0];
+    for _ in 0..3 {
+        gd.step(&mut x, &vec![1.0]).unwrap();
+    }
+    let err = gd.step(&mut x, &vec![1.0]).unwrap_err();
+    assert!(err.to_string().contains("step 3"), "{err}");
+    assert_eq!(gd.steps_taken(), 3);
+    let mom = Schedule::piecewise(vec![2], vec![0.9, 1.0]).unwrap();
+    let mut nag = Nesterov::with_schedules(0.1, mom).unwrap();
+    nag.step(&mut x, &vec![1.0]).unwrap();
+    nag.step(&mut x, &vec![1.0]).unwrap();
+    let err = nag.step(&mut x, &vec![1.0]).unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter { name: "momentum", .. }), "{err}");
+}
+
+/// The displacement convention under a cosine schedule equals an
+/// independent implementation of θ_{t+1} = θ_t − η_t g_t + β_t v_t − β_t η_t (g_t − g_{t−1}).
+#[test]
+fn displacement_form_under_schedules_matches_its_recursion() {
+    let a = [0.3, 1.0, 2.5, 7.0, 15.0];
+    let lr = Schedule::cosine(0.05, 0.001, 40).unwrap();
+    let mom = Schedule::linear_warmup(5, Schedule::constant(0.9)).unwrap();
+    for nesterov in [false, true] {
+        let mut x = vec![1.0, -2.0, 0.5, 3.0, -1.5];
+        let (mut theta, mut prev, mut g_prev) = (x.clone(), x.clone(), vec![0.0; 5]);
+        let mut opt: Box<dyn Optimizer<Vec<f64>>> = if nesterov {
+            Box::new(Nesterov::with_schedules(lr.clone(), mom.clone()).unwrap())
+        } else {
+            Box::new(HeavyBall::with_schedules(lr.clone(), mom.clone()).unwrap())
+        };
+        for t in 0..80u64 {
+            let g: Vec<f64> = x.iter().zip(&a).map(|(x, a)| a * x).collect();
+            opt.step(&mut x, &g).unwrap();
+            let (eta, beta) = (lr.value(t), mom.value(t));
+            let gt: Vec<f64> = theta.iter().zip(&a).map(|(x, a)| a * x).collect();
+            let next: Vec<f64> = (0..5)
+                .map(|i| {
+                    let corr = if nesterov {
+                        beta * eta * (gt[i] - g_prev[i])
+                    } else {
+                        0.0
+                    };
+                    theta[i] - eta * gt[i] + beta * (theta[i] - prev[i]) - corr
+                })
+                .collect();
+            prev = std::mem::replace(&mut theta, next);
+            g_prev = gt;
+            for i in 0..5 {
+                assert!(
+                    (x[i] - theta[i]).abs() <= 1e-12 * (1.0 + theta[i].abs()),
+                    "t={t}: {x:?} vs {theta:?}"
+                );
+            }
+        }
+    }
+}
+
+/// `Convention::PyTorch` equals real torch.optim.SGD + LambdaLR iterates
+/// (tests/golden/torch_sgd_schedules.json, from
+/// scripts/golden_torch_schedules.py) to 1e-12.
+#[test]
+fn pytorch_convention_equals_torch_sgd_with_lambda_lr() {
+    let golden: serde_json::Value =
+        serde_json::from_str(include_str!("golden/torch_sgd_schedules.json")).expect("golden JSON");
+    let a: Vec<f64> = serde_json::from_value(golden["a"].clone()).unwrap();
+    let x0: Vec<f64> = serde_json::from_value(golden["x0"].clone()).unwrap();
+    let mut worst = 0.0f64;
+    for case in golden["cases"].as_array().unwrap() {
+        let name = case["schedule"].as_str().unwrap();
+        let nesterov = case["nesterov"].as_bool().unwrap();
+        let lrs: Vec<f64> = serde_json::from_value(case["lrs"].clone()).unwrap();
+        let iterates: Vec<Vec<f64>> = serde_json::from_value(case["iterates"].clone()).unwrap();
+        let schedule = match name {
+            "constant" => Schedule::constant(0.05),
+            "step_decay" => Schedule::step_decay(0.05, 0.5, 10).unwrap(),
+            "cosine" => Schedule::cosine(0.05, 0.05 * 0.01, 60).unwrap(),
+            _ => {
+                let lrs = lrs.clone();
+                Schedule::from_fn(move |t| lrs[t as usize])
+            }
+        };
+        for (t, &l) in lrs.iter().enumerate() {
+            assert!((schedule.value(t as u64) - l).abs() <= 1e-15, "{name} lr at {t}");
+        }
+        let mut opt: Box<dyn Optimizer<Vec<f64>>> = if nesterov {
+            Box::new(
+                Nesterov::with_schedules(schedule, 0.9)
+                    .unwrap()
+                    .convention(Convention::PyTorch),
+            )
+        } else {
+            Box::new(
+                HeavyBall::with_schedules(schedule, 0.9)
+                    .unwrap()
+                    .convention(Convention::PyTorch),
+            )
+        };
+        let mut x = x0.clone();
+        for (t, want) in iterates.iter().enumerate().skip(1) {
+            let g: Vec<f64> = x.iter().zip(&a).map(|(x, a)| a * x).collect();
+            opt.step(&mut x, &g).unwrap();
+            for (got, want) in x.iter().zip(want) {
+                let err = (got - want).abs();
+                worst = worst.max(err);
+                assert!(err <= 1e-12, "{name} nesterov={nesterov} step {t}: {got} vs {want}");
+            }
+        }
+    }
+    println!("[measured] max |crate - torch| over 8 cases x 80 steps: {worst:.2e}");
+}
+
+/// set_lr keeps the velocity: changing η mid-run equals a piecewise schedule.
+#[test]
+fn set_lr_keeps_velocity() {
+    let mut a = HeavyBall::new(0.1, 0.9).unwrap();
+    let mut b = HeavyBall::with_schedules(Schedule::piecewise(vec![5], vec![0.1, 0.02]).unwrap(), 0.9).unwrap();
+    let (mut x, mut y) = (vec![1.0, 2.0], vec![1.0, 2.0]);
+    for t in 0..10 {
+        if t == 5 {
+            a.set_lr(0.02).unwrap();
+        }
+        let g = x.clone();
+        a.step(&mut x, &g).unwrap();
+        let h = y.clone();
+        b.step(&mut y, &h).unwrap();
+    }
+    assert_eq!(x, y);
+    assert!(a.set_lr(f64::NAN).is_err());
+    assert_eq!(a.lr(), 0.02);
+}
+
+#[cfg(feature = "ndarray")]
+#[test]
+fn ndarray_arrays_and_views() {
+    use ndarray::{Array2, Array3};
+    let mut nag = Nesterov::new(0.1, 0.9).unwrap();
+    let mut p = Array3::<f64>::ones((2, 3, 4));
+    let g = Array3::<f64>::ones((2, 3, 4));
+    nag.step(&mut p, &g).unwrap();
+    assert!((p[[1, 2, 3]] - (1.0 - 0.1 * 1.9)).abs() < 1e-15);
+    let mut q = Array2::<f64>::ones((4, 4));
+    let gq = Array2::<f64>::ones((4, 4));
+    let mut hb = HeavyBall::new(0.1, 0.9).unwrap();
+    hb.step(&mut q.view_mut(), &gq.view()).unwrap();
+    assert_eq!(q[[0, 0]], 0.9);
+    let mut t = q.clone().reversed_axes();
+    let mut hb2 = HeavyBall::new(0.1, 0.9).unwrap();
+    let err = hb2
+        .step(
+            &mut t.slice_mut(ndarray::s![.., ..;2]),
+            &gq.slice(ndarray::s![.., ..;2]),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("not contiguous"), "{err}");
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn states_and_schedules_round_trip_through_json_and_resume_bit_identically() {
+    let schedule = Schedule::linear_warmup(3, Schedule::cosine(0.1, 0.01, 20).unwrap()).unwrap();
+    let json = serde_json::to_string(&schedule).unwrap();
+    assert_eq!(serde_json::from_str::<Schedule>(&json).unwrap(), schedule);
+    assert!(serde_json::to_string(&Schedule::from_fn(|_| 0.1)).is_err());
+    let mut a = Nesterov::with_schedules(schedule.clone(), 0.9).unwrap();
+    let mut x = vec![1.0f32, -2.0, 3.0];
+    for _ in 0..7 {
+        let g: Vec<f32> = x.iter().map(|v| 3.0 * v).collect();
+        a.step(&mut x, &g).unwrap();
+    }
+    let json = serde_json::to_string(&a.state()).unwrap();
+    let mut b = Nesterov::with_schedules(schedule, 0.9).unwrap();
+    b.set_state(&serde_json::from_str(&json).unwrap()).unwrap();
+    let mut y = x.clone();
+    for _ in 0..10 {
+        let g: Vec<f32> = x.iter().map(|v| 3.0 * v).collect();
+        a.step(&mut x, &g).unwrap();
+        let h: Vec<f32> = y.iter().map(|v| 3.0 * v).collect();
+        b.step(&mut y, &h).unwrap();
+    }
+    assert_eq!(x, y);
+}
