@@ -190,15 +190,20 @@ impl Core {
                 ));
             }
         }
+        // Messages are formatted on error only: a valid step allocates nothing.
+        let what = |i: usize| describe(i, count);
         for i in 0..count {
-            let what = describe(i, count);
             let (ps, p) = params.tensor(i)?;
             let (gs, g) = grad.tensor(i)?;
-            check_storage(&what, ps, p.len())?;
-            check_storage(&format!("gradient of {what}"), gs, g.len())?;
+            if ps.entries() != Some(p.len()) {
+                return Err(storage_error(what(i), ps, p.len()));
+            }
+            if gs.entries() != Some(g.len()) {
+                return Err(storage_error(format!("gradient of {}", what(i)), gs, g.len()));
+            }
             if gs != ps {
                 return Err(Error::shape(
-                    format!("gradient of {what}"),
+                    format!("gradient of {}", what(i)),
                     ps.to_string(),
                     gs.to_string(),
                 ));
@@ -206,7 +211,7 @@ impl Core {
             if let Some(slot) = slots.map(|s| &s[i]) {
                 if slot.shape != ps {
                     return Err(Error::shape(
-                        format!("{what} (shape fixed by the first step; call reset() to change it)"),
+                        format!("{} (shape fixed by the first step; call reset() to change it)", what(i)),
                         slot.shape.to_string(),
                         ps.to_string(),
                     ));
@@ -214,13 +219,13 @@ impl Core {
             }
             if let Some(j) = first_non_finite(g) {
                 return Err(Error::NonFinite {
-                    what: format!("gradient of {what}"),
+                    what: format!("gradient of {}", what(i)),
                     location: format!("entry {j} (storage order), value {}", g[j]),
                 });
             }
             if let Some(j) = first_non_finite(p) {
                 return Err(Error::NonFinite {
-                    what: what.clone(),
+                    what: what(i),
                     location: format!("entry {j} (storage order), value {}", p[j]),
                 });
             }
@@ -390,19 +395,16 @@ impl Core {
     }
 }
 
-fn check_storage(what: &str, shape: Shape, len: usize) -> Result<()> {
-    if shape.entries() == Some(len) {
-        Ok(())
-    } else {
-        Err(Error::shape(
-            format!("{what} (declared shape against storage)"),
-            format!(
-                "{} entries for shape {shape}",
-                shape
-                    .entries()
-                    .map_or("an overflowing number of".to_string(), |e| e.to_string())
-            ),
-            format!("{len} entries in storage"),
-        ))
-    }
+/// A tensor whose declared shape disagrees with its storage length.
+fn storage_error(what: String, shape: Shape, len: usize) -> Error {
+    Error::shape(
+        format!("{what} (declared shape against storage)"),
+        format!(
+            "{} entries for shape {shape}",
+            shape
+                .entries()
+                .map_or("an overflowing number of".to_string(), |e| e.to_string())
+        ),
+        format!("{len} entries in storage"),
+    )
 }

@@ -130,11 +130,23 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 matrix_bytes(b),
             ));
         }
-        // The trainer's optimizer updates one tensor (W or B).
-        let opt_shape = state
-            .tensors
-            .first()
-            .map(|t| (t.shape[0], t.shape.get(1).copied().unwrap_or(1)));
+        // The trainer's optimizer updates one matrix (W or B).
+        let opt_shape = match (
+            state.tensors.as_slice(),
+            state.tensors.first().map(|t| t.shape.as_slice()),
+        ) {
+            ([], _) => None,
+            ([_], Some(&[r, c])) => Some((r, c)),
+            (tensors, _) => {
+                return Err(Error::Unsupported(format!(
+                    "saving optimizer \"{}\" whose state holds {} tensors of shapes {:?}: a trainer's optimizer \
+                     state is one matrix",
+                    state.optimizer,
+                    tensors.len(),
+                    tensors.iter().map(|t| &t.shape).collect::<Vec<_>>()
+                )))
+            }
+        };
         if let (Some((r, c)), Some(t)) = (opt_shape, state.tensors.first()) {
             for (name, buf) in &t.buffers {
                 // Buffers are in storage (column-major) order: a column-major
