@@ -73,8 +73,8 @@ pub(crate) fn momentum_at<T: Float>(schedule: &Schedule, t: u64) -> Result<f64> 
     }
 }
 
-/// Checks a schedule's value at step `t` against the range of its
-/// hyper-parameter in both float types' common range (`f64`).
+/// Checks a step-size schedule's value at step `t` when the float type is
+/// not known yet (in `f64`; the first `f32` step checks it again in `f32`).
 pub(crate) fn check_lr_schedule(schedule: &Schedule, t: u64) -> Result<()> {
     lr_at::<f64>(schedule, t).map(|_| ())
 }
