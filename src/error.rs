@@ -123,6 +123,23 @@ impl Error {
         }
     }
 
+    /// Prefixes the `what` of a shape or finiteness error with `context`
+    /// (e.g. "evaluation set x_test"); other errors are returned unchanged.
+    pub(crate) fn context(self, context: &str) -> Self {
+        match self {
+            Error::ShapeMismatch { what, expected, found } => Error::ShapeMismatch {
+                what: format!("{context}: {what}"),
+                expected,
+                found,
+            },
+            Error::NonFinite { what, location } => Error::NonFinite {
+                what: format!("{context}: {what}"),
+                location,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

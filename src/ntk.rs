@@ -74,6 +74,7 @@ pub fn infinite_width_gram<T: Float>(x: &DMatrix<T>) -> Result<DMatrix<T>> {
 /// The extreme eigenvalues of a symmetric positive semi-definite Gram matrix
 /// and its condition number `κ = λ_max / λ_min`.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Spectrum {
     /// All eigenvalues, ascending.
     pub eigenvalues: Vec<f64>,

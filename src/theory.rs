@@ -207,6 +207,7 @@ use crate::{Error, Result};
 ///
 /// Displayed as `GD`, `HB` and `NAG`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Method {
     /// Gradient descent: ξ_{t+1} = (I − ηH) ξ_t. Takes no momentum: every
     /// function of this module accepts a momentum argument for uniformity,

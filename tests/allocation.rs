@@ -48,26 +48,20 @@ fn per_step(n: usize, d: usize, m: usize, p: Parameterization) -> (f64, usize) {
     let x = DMatrix::from_rows(&x.row_iter().map(|r| r / r.norm()).collect::<Vec<_>>());
     let y = DVector::from_fn(n, |i, _| if i % 2 == 0 { 1.0 } else { -1.0 });
     let model = TwoLayerReLU::new(d, m, 1).unwrap();
-    let marks = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let recorder = {
-        let marks = marks.clone();
-        move |info: &StepInfo| {
-            if info.step == 10 || info.step == 30 {
-                marks
-                    .borrow_mut()
-                    .push((ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed)));
-                WATCHING.store(info.step == 10, Ordering::Relaxed);
-            }
-            Control::Continue
+    // A call-scoped observer (run_with) that borrows `marks` from here.
+    let mut marks = Vec::new();
+    let mut recorder = |info: &StepInfo| {
+        if info.step == 10 || info.step == 30 {
+            marks.push((ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed)));
+            WATCHING.store(info.step == 10, Ordering::Relaxed);
         }
+        Control::Continue
     };
     let mut t = Trainer::new(model, Nesterov::new(0.01, 0.9).unwrap())
         .max_steps(40)
         .parameterization(p)
-        .diagnostics_every(0)
-        .observer(recorder);
-    t.run(&x, &y).unwrap();
-    let marks = marks.borrow();
+        .diagnostics_every(0);
+    t.run_with(&x, &y, &mut recorder).unwrap();
     let allocations = (marks[1].0 - marks[0].0) as f64 / 20.0;
     (allocations, LARGEST.swap(0, Ordering::Relaxed))
 }

@@ -166,3 +166,27 @@ fn bad_flags_give_one_line_errors_and_exit_code_2() {
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The MLP example trains its four-tensor struct with HB and NAG through
+/// `minimize`: the loss falls, one state per tensor, and a bad flag is a
+/// one-line error with exit code 2.
+#[test]
+fn mlp_trains_a_parameter_set_with_hb_and_nag() {
+    let (code, stdout, stderr) = run("mlp", &["--n", "200", "--hidden", "32", "--iters", "150"]);
+    assert_eq!(code, 0, "{stderr}");
+    for name in ["heavy_ball", "nesterov"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line: {stdout}"));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (first, last): (f64, f64) = (cols[1].parse().unwrap(), cols[2].parse().unwrap());
+        assert!(last < 0.5 * first, "{name}: loss {first} -> {last}");
+        assert_eq!(cols[4], "4", "{name}: one state per tensor: {line}");
+        let train_accuracy: f64 = cols[5].trim_end_matches('%').parse().unwrap();
+        assert!(train_accuracy > 80.0, "{name}: {line}");
+    }
+    let (code, _, stderr) = run("mlp", &["--hidden", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("hidden"), "{stderr}");
+}

@@ -5,6 +5,7 @@ use crate::{Error, Result};
 
 /// Which classical tuning [`tune`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TuningRule {
     /// GD with η = 2/(λ_min + λ_max): ρ = (κ − 1)/(κ + 1).
     GradientDescent,
@@ -41,6 +42,7 @@ impl TuningRule {
 
 /// Tuned hyper-parameters and their closed-form rate (see [`tune`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Tuning {
     /// The rule that produced it.
     pub rule: TuningRule,

@@ -33,6 +33,10 @@ use crate::{Error, Float, Optimizer, OptimizerState, Result, TwoLayerReLU};
 
 const FORMAT: &str = "ntk-momentum-checkpoint";
 const VERSION: &str = "1";
+/// Columns of `history.diagnostics`: step, weight distance, largest neuron
+/// distance, activation flip fraction, NTK drift, test loss, test accuracy
+/// (NaN for an absent value). Files with the first five are read too.
+const DIAGNOSTICS_COLUMNS: usize = 7;
 
 /// Row-major little-endian bytes of a column-major matrix.
 fn matrix_bytes<T: Float>(m: &DMatrix<T>) -> Vec<u8> {
@@ -178,13 +182,15 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                     d.max_neuron_distance,
                     d.activation_flip_fraction,
                     d.ntk_drift.unwrap_or(f64::NAN),
+                    d.test_loss.unwrap_or(f64::NAN),
+                    d.test_accuracy.unwrap_or(f64::NAN),
                 ]
             })
             .collect();
         tensors.push((
             "history.diagnostics".into(),
             Dtype::F64,
-            vec![h.diagnostics().len(), 5],
+            vec![h.diagnostics().len(), DIAGNOSTICS_COLUMNS],
             slice_bytes(&diag),
         ));
 
@@ -324,12 +330,13 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             "kernel" => Parameterization::Kernel,
             other => return Err(bad(path, format!("unknown parameterization \"{other}\""))),
         };
-        if self.parameterization != Parameterization::Auto && self.parameterization != parameterization {
+        if self.options.parameterization != Parameterization::Auto && self.options.parameterization != parameterization
+        {
             return Err(bad(
                 path,
                 format!(
                     "saved in {parameterization} space but this trainer is set to {} space",
-                    self.parameterization
+                    self.options.parameterization
                 ),
             ));
         }
@@ -417,15 +424,23 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         let k = shape_of("history.diagnostics")
             .and_then(|s| s.first().copied())
             .unwrap_or(0);
-        let raw = read_vec::<f64>(find("history.diagnostics", Dtype::F64, &[k, 5])?);
+        // Checkpoints of version 0.1 have the first 5 columns only.
+        let columns = match shape_of("history.diagnostics").and_then(|s| s.get(1).copied()) {
+            Some(5) => 5,
+            _ => DIAGNOSTICS_COLUMNS,
+        };
+        let raw = read_vec::<f64>(find("history.diagnostics", Dtype::F64, &[k, columns])?);
+        let optional = |c: &[f64], j: usize| c.get(j).copied().filter(|v| !v.is_nan());
         let diagnostics: Vec<Diagnostics> = raw
-            .chunks_exact(5)
+            .chunks_exact(columns)
             .map(|c| Diagnostics {
                 step: c[0] as usize,
                 weight_distance: c[1],
                 max_neuron_distance: c[2],
                 activation_flip_fraction: c[3],
-                ntk_drift: (!c[4].is_nan()).then_some(c[4]),
+                ntk_drift: optional(c, 4),
+                test_loss: optional(c, 5),
+                test_accuracy: optional(c, 6),
             })
             .collect();
         if losses.len() != step + 1 || diagnostics.iter().any(|d| d.step > step) {

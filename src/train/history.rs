@@ -1,6 +1,9 @@
 /// Diagnostics of how far a run is from the NTK (lazy) regime, recorded at
-/// the training loop's diagnostics cadence (DESIGN section 3).
+/// the training loop's diagnostics cadence, and the evaluation set's loss
+/// and accuracy when the trainer has one.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Diagnostics {
     /// The step at which they were measured (0 = initialization).
     pub step: usize,
@@ -14,6 +17,12 @@ pub struct Diagnostics {
     /// NTK drift ‖H(W_t) − H(W_0)‖_F / ‖H(W_0)‖_F (`None` when the Gram
     /// matrix was not tracked).
     pub ntk_drift: Option<f64>,
+    /// Loss ½ Σ_i (f(W_t; x_i) − y_i)² on the evaluation set
+    /// ([`super::Trainer::evaluation_set`]; `None` without one).
+    pub test_loss: Option<f64>,
+    /// Fraction of evaluation samples with f(W_t; x_i)·y_i > 0 (`None`
+    /// without an evaluation set).
+    pub test_accuracy: Option<f64>,
 }
 
 /// What a run recorded: the full-batch loss before the first step and after
@@ -23,6 +32,7 @@ pub struct Diagnostics {
 /// converts exactly), so the crate's one [`crate::Error`] can carry a history
 /// when a run diverges.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct History {
     losses: Vec<f64>,
     elapsed: Vec<f64>,

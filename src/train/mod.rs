@@ -55,12 +55,13 @@ pub use observer::ProgressBar;
 pub use observer::{Control, Observer, StepInfo};
 
 use crate::linalg::{gemm, gram_of_columns, Operand};
-use crate::model::{ntk_from_preactivations, residual_weights};
+use crate::model::{half_squared_distance, ntk_from_preactivations, outputs, residual_weights};
 use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
 
 /// Which coordinates the training loop runs the optimizer in (see the
 /// [module docs](self)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Parameterization {
     /// The weights `W` (m × d): 4 n m d flops per step.
     Weight,
@@ -91,6 +92,7 @@ impl std::fmt::Display for Parameterization {
 
 /// Why a run ended without error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Stop {
     /// The step budget ([`Trainer::max_steps`]) was reached.
@@ -102,6 +104,79 @@ pub enum Stop {
     TargetRelativeLoss,
     /// An [`Observer`] returned [`Control::Stop`].
     Observer,
+}
+
+/// The options of a [`Trainer`], settable one by one with its builder
+/// methods or all at once with [`Trainer::with_options`] (and serializable
+/// with the feature `serde`, e.g. to keep them beside a checkpoint).
+///
+/// ```
+/// use ntk_momentum::train::TrainOptions;
+///
+/// let mut options = TrainOptions::default();
+/// options.max_steps = 500;
+/// options.target_relative_loss = Some(1e-8);
+/// assert!(options.validate().is_ok());
+/// options.divergence_factor = 0.5;
+/// assert!(options.validate().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct TrainOptions {
+    /// Total number of optimizer steps the run may reach (default 100).
+    pub max_steps: usize,
+    /// Weight space, kernel space, or the cheaper one (default `Auto`).
+    pub parameterization: Parameterization,
+    /// Stop once the loss is at most this (default none).
+    pub target_loss: Option<f64>,
+    /// Stop once the loss is at most this fraction of the initial loss
+    /// (default none).
+    pub target_relative_loss: Option<f64>,
+    /// A loss above this factor times the initial loss counts as divergence
+    /// (default 1e6; must be > 1).
+    pub divergence_factor: f64,
+    /// Diagnostics every this many steps, 0 for none (default 10).
+    pub diagnostics_every: usize,
+    /// Whether the diagnostics include the NTK drift (default true).
+    pub track_ntk_drift: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            max_steps: 100,
+            parameterization: Parameterization::Auto,
+            target_loss: None,
+            target_relative_loss: None,
+            divergence_factor: 1e6,
+            diagnostics_every: 10,
+            track_ntk_drift: true,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// Checks the ranges: `divergence_factor > 1`, targets finite and ≥ 0.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the first option out of range.
+    pub fn validate(&self) -> Result<()> {
+        if self.divergence_factor.is_nan() || self.divergence_factor <= 1.0 {
+            return Err(Error::invalid(
+                "divergence_factor",
+                self.divergence_factor,
+                "a number > 1",
+            ));
+        }
+        if let Some(t) = self.target_loss.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+            return Err(Error::invalid("target_loss", t, "a finite number >= 0"));
+        }
+        if let Some(t) = self.target_relative_loss.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+            return Err(Error::invalid("target_relative_loss", t, "a finite number >= 0"));
+        }
+        Ok(())
+    }
 }
 
 /// Above this many samples the training loop does not track the NTK drift
@@ -159,6 +234,17 @@ struct Buffers<T: Float> {
     start_step: usize,
     kernel: Option<DMatrix<T>>,
     ntk: Option<NtkBuffers<T>>,
+    evaluation: Option<EvaluationBuffers<T>>,
+}
+
+/// Work buffers of the evaluation set (n_test samples).
+struct EvaluationBuffers<T: Float> {
+    /// Kernel space: `X X_testᵀ` (n × n_test); weight space: empty.
+    cross_kernel: DMatrix<T>,
+    /// Kernel space: `W_0 X_testᵀ` (m × n_test); weight space: empty.
+    initial_preactivations: DMatrix<T>,
+    /// `P_test = W_t X_testᵀ` (m × n_test).
+    preactivations: DMatrix<T>,
 }
 
 struct NtkBuffers<T: Float> {
@@ -190,14 +276,9 @@ struct NtkBuffers<T: Float> {
 pub struct Trainer<T: Float, O> {
     model: TwoLayerReLU<T>,
     optimizer: O,
-    max_steps: usize,
-    parameterization: Parameterization,
-    target_loss: Option<f64>,
-    target_relative_loss: Option<f64>,
-    divergence_factor: f64,
-    diagnostics_every: usize,
-    track_ntk_drift: bool,
-    observers: Vec<Box<dyn Observer>>,
+    options: TrainOptions,
+    observers: Vec<Box<dyn Observer + Send>>,
+    evaluation: Option<(DMatrix<T>, DVector<T>)>,
     history: History,
     step: usize,
     run: Option<RunState<T>>,
@@ -211,53 +292,59 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         Trainer {
             model,
             optimizer,
-            max_steps: 100,
-            parameterization: Parameterization::Auto,
-            target_loss: None,
-            target_relative_loss: None,
-            divergence_factor: 1e6,
-            diagnostics_every: 10,
-            track_ntk_drift: true,
+            options: TrainOptions::default(),
             observers: Vec::new(),
+            evaluation: None,
             history: History::default(),
             step: 0,
             run: None,
         }
     }
 
+    /// Replaces all options at once (checked at [`run`](Self::run)).
+    pub fn with_options(mut self, options: TrainOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &TrainOptions {
+        &self.options
+    }
+
     /// Total number of optimizer steps the run may reach.
     pub fn max_steps(mut self, steps: usize) -> Self {
-        self.max_steps = steps;
+        self.options.max_steps = steps;
         self
     }
 
     /// Sets the total step budget on an existing trainer (to continue a run).
     pub fn set_max_steps(&mut self, steps: usize) {
-        self.max_steps = steps;
+        self.options.max_steps = steps;
     }
 
     /// Weight space, kernel space, or the cheaper one (default).
     pub fn parameterization(mut self, parameterization: Parameterization) -> Self {
-        self.parameterization = parameterization;
+        self.options.parameterization = parameterization;
         self
     }
 
     /// Stop once the loss is at most `loss`.
     pub fn target_loss(mut self, loss: f64) -> Self {
-        self.target_loss = Some(loss);
+        self.options.target_loss = Some(loss);
         self
     }
 
     /// Stop once the loss is at most `fraction` times the initial loss.
     pub fn target_relative_loss(mut self, fraction: f64) -> Self {
-        self.target_relative_loss = Some(fraction);
+        self.options.target_relative_loss = Some(fraction);
         self
     }
 
     /// A loss above `factor` times the initial loss counts as divergence
     /// (default 1e6; must be > 1).
     pub fn divergence_factor(mut self, factor: f64) -> Self {
-        self.divergence_factor = factor;
+        self.options.divergence_factor = factor;
         self
     }
 
@@ -265,7 +352,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// where a run ends without error (budget, target loss or observer); 0
     /// turns them off. Default 10.
     pub fn diagnostics_every(mut self, every: usize) -> Self {
-        self.diagnostics_every = every;
+        self.options.diagnostics_every = every;
         self
     }
 
@@ -275,13 +362,31 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// more than [`NTK_DRIFT_MAX_SAMPLES`] samples, where the n × n matrices
     /// would dominate memory.
     pub fn track_ntk_drift(mut self, track: bool) -> Self {
-        self.track_ntk_drift = track;
+        self.options.track_ntk_drift = track;
         self
     }
 
-    /// Adds an observer, called after each recorded loss.
-    pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
+    /// Adds an observer, called after each recorded loss of every later
+    /// [`run`](Self::run). It is owned by the trainer, so it must be `Send`
+    /// (the trainer stays `Send`) and `'static`; an observer that borrows
+    /// from the caller goes to [`run_with`](Self::run_with) instead.
+    pub fn observer(mut self, observer: impl Observer + Send + 'static) -> Self {
         self.observers.push(Box::new(observer));
+        self
+    }
+
+    /// A held-out evaluation set (`x_test`: one sample per row, same input
+    /// dimension as the model; `y_test`: one target per row). At the
+    /// diagnostics cadence the run records its loss
+    /// ½ Σ_i (f(W_t; x_i) − y_i)² ([`Diagnostics::test_loss`]) and its sign
+    /// accuracy, the fraction of samples with f(W_t; x_i)·y_i > 0
+    /// ([`Diagnostics::test_accuracy`]). It does not influence training.
+    /// Checked at [`run`](Self::run): shapes and finiteness.
+    ///
+    /// Cost per diagnostic: 2 m d n_test flops in weight space, 2 m n n_test
+    /// in kernel space (with X X_testᵀ and W_0 X_testᵀ formed once per call).
+    pub fn evaluation_set(mut self, x_test: DMatrix<T>, y_test: DVector<T>) -> Self {
+        self.evaluation = Some((x_test, y_test));
         self
     }
 
@@ -315,29 +420,12 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         self.run.as_ref().map(|r| r.parameterization)
     }
 
-    fn validate_options(&self) -> Result<()> {
-        if self.divergence_factor.is_nan() || self.divergence_factor <= 1.0 {
-            return Err(Error::invalid(
-                "divergence_factor",
-                self.divergence_factor,
-                "a number > 1",
-            ));
-        }
-        if let Some(t) = self.target_loss.filter(|t| !(t.is_finite() && *t >= 0.0)) {
-            return Err(Error::invalid("target_loss", t, "a finite number >= 0"));
-        }
-        if let Some(t) = self.target_relative_loss.filter(|t| !(t.is_finite() && *t >= 0.0)) {
-            return Err(Error::invalid("target_relative_loss", t, "a finite number >= 0"));
-        }
-        Ok(())
-    }
-
     /// Resolves the parameterization and fixes the run's data at step 0, or
     /// checks that a continued run keeps them.
     fn prepare_run(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<()> {
         let fingerprint = data_fingerprint(x, y);
         let (n, m, d) = (x.nrows(), self.model.width(), self.model.input_dim());
-        let wanted = match self.parameterization {
+        let wanted = match self.options.parameterization {
             Parameterization::Kernel if !self.optimizer.is_linear() => {
                 return Err(Error::Unsupported(format!(
                     "kernel-space training with optimizer \"{}\", which does not declare itself linear in the \
@@ -346,7 +434,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 )))
             }
             Parameterization::Auto if !self.optimizer.is_linear() => Parameterization::Weight,
-            Parameterization::Auto => auto_parameterization(n, m, d, self.max_steps.saturating_sub(self.step)),
+            Parameterization::Auto => auto_parameterization(n, m, d, self.options.max_steps.saturating_sub(self.step)),
             p => p,
         };
         match &self.run {
@@ -369,11 +457,13 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                             .into(),
                     ));
                 }
-                if self.parameterization != Parameterization::Auto && self.parameterization != run.parameterization {
+                if self.options.parameterization != Parameterization::Auto
+                    && self.options.parameterization != run.parameterization
+                {
                     return Err(Error::Unsupported(format!(
                         "switching a started run from {} space to {} space (the optimizer state lives in the \
                          coordinates of the first); start a new Trainer",
-                        run.parameterization, self.parameterization
+                        run.parameterization, self.options.parameterization
                     )));
                 }
             }
@@ -400,15 +490,53 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// trainer is rolled back to its last acceptable step, or to the start of
     /// this call if its first loss already diverged).
     pub fn run(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<History> {
+        self.run_with(x, y, &mut |_: &StepInfo<'_>| Control::Continue)
+    }
+
+    /// [`run`](Self::run) with one more observer for this call only, called
+    /// after the trainer's own observers. It may borrow from the caller (no
+    /// `'static` or `Send` bound):
+    ///
+    /// ```
+    /// use nalgebra::{DMatrix, DVector};
+    /// use ntk_momentum::train::{Control, StepInfo};
+    /// use ntk_momentum::{HeavyBall, Trainer, TwoLayerReLU};
+    ///
+    /// let x = DMatrix::from_fn(6, 3, |i, k| ((i * 3 + k) as f64).cos());
+    /// let x = DMatrix::from_rows(&x.row_iter().map(|r| r / r.norm()).collect::<Vec<_>>());
+    /// let y = DVector::from_fn(6, |i, _| if i % 3 == 0 { 1.0 } else { -1.0 });
+    /// let mut trainer = Trainer::new(TwoLayerReLU::new(3, 128, 0)?, HeavyBall::new(0.5, 0.5)?).max_steps(20);
+    /// let mut every_fifth = Vec::new();
+    /// trainer.run_with(&x, &y, &mut |info: &StepInfo| {
+    ///     if info.step % 5 == 0 {
+    ///         every_fifth.push(info.loss);
+    ///     }
+    ///     Control::Continue
+    /// })?;
+    /// assert_eq!(every_fifth.len(), 5);
+    /// assert!(every_fifth[4] < every_fifth[0]);
+    /// # Ok::<(), ntk_momentum::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_with(&mut self, x: &DMatrix<T>, y: &DVector<T>, observer: &mut dyn Observer) -> Result<History> {
         self.model.check_inputs(x)?;
         TwoLayerReLU::check_targets(y, x.nrows())?;
-        self.validate_options()?;
+        if let Some((xt, yt)) = &self.evaluation {
+            self.model
+                .check_inputs(xt)
+                .map_err(|e| e.context("evaluation set x_test"))?;
+            TwoLayerReLU::check_targets(yt, xt.nrows()).map_err(|e| e.context("evaluation set y_test"))?;
+        }
+        self.options.validate()?;
         self.prepare_run(x, y)?;
         self.history.clear_stop();
-        let result = self.run_loop(x, y);
+        let result = self.run_loop(x, y, observer);
         for o in &mut self.observers {
             o.finish(&self.history);
         }
+        observer.finish(&self.history);
         result.map(|stop| {
             self.history.set_stop(stop);
             self.history.clone()
@@ -418,7 +546,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     fn allocate_buffers(&self, x: &DMatrix<T>, run: &RunState<T>) -> Buffers<T> {
         let (n, m, d) = (x.nrows(), self.model.width(), self.model.input_dim());
         let kernel_space = run.parameterization == Parameterization::Kernel;
-        let drift = self.track_ntk_drift && self.diagnostics_every > 0 && n <= NTK_DRIFT_MAX_SAMPLES;
+        let drift = self.options.track_ntk_drift && self.options.diagnostics_every > 0 && n <= NTK_DRIFT_MAX_SAMPLES;
         let need_k = kernel_space || drift;
         let kernel = need_k.then(|| {
             let mut k = DMatrix::zeros(n, n);
@@ -446,6 +574,30 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             nb.initial_norm = nb.initial.norm().to_f64();
             nb
         });
+        let evaluation = self.evaluation.as_ref().map(|(xt, _)| {
+            let nt = xt.nrows();
+            let (cross_kernel, initial_preactivations) = if kernel_space {
+                let mut cross = DMatrix::zeros(n, nt);
+                gemm(&mut cross, false, T::zero(), Operand::n(x), Operand::t(xt), T::one());
+                let mut p0 = DMatrix::zeros(m, nt);
+                gemm(
+                    &mut p0,
+                    false,
+                    T::zero(),
+                    Operand::n(&run.initial_weights),
+                    Operand::t(xt),
+                    T::one(),
+                );
+                (cross, p0)
+            } else {
+                (DMatrix::zeros(0, 0), DMatrix::zeros(0, 0))
+            };
+            EvaluationBuffers {
+                cross_kernel,
+                initial_preactivations,
+                preactivations: DMatrix::zeros(m, nt),
+            }
+        });
         Buffers {
             preactivations: DMatrix::zeros(m, n),
             initial_preactivations,
@@ -464,13 +616,14 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             start_step: self.step,
             kernel,
             ntk,
+            evaluation,
         }
     }
 
-    fn run_loop(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<Stop> {
+    fn run_loop(&mut self, x: &DMatrix<T>, y: &DVector<T>, observer: &mut dyn Observer) -> Result<Stop> {
         let mut run = self.run.take().expect("prepare_run sets the run state");
         let mut buffers = self.allocate_buffers(x, &run);
-        let result = self.steps(x, y, &mut run, &mut buffers);
+        let result = self.steps(x, y, &mut run, &mut buffers, observer);
         if let Some(b) = &run.coefficients {
             // Form W = W_0 + B X once, at the end of the call.
             let w = self.model.weights_mut();
@@ -481,14 +634,21 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         result
     }
 
-    fn steps(&mut self, x: &DMatrix<T>, y: &DVector<T>, run: &mut RunState<T>, buf: &mut Buffers<T>) -> Result<Stop> {
+    fn steps(
+        &mut self,
+        x: &DMatrix<T>,
+        y: &DVector<T>,
+        run: &mut RunState<T>,
+        buf: &mut Buffers<T>,
+        observer: &mut dyn Observer,
+    ) -> Result<Stop> {
         let start = Instant::now();
         let time_offset = self.history.elapsed().last().copied().unwrap_or(0.0);
         // The history already holds the loss at `self.step` when continuing;
         // its diagnostics there are kept only if they are on the cadence (an
         // uninterrupted run would have recorded them too).
         let mut recorded = self.history.losses().len() == self.step + 1;
-        let on_cadence = self.diagnostics_every > 0 && self.step.is_multiple_of(self.diagnostics_every);
+        let on_cadence = self.options.diagnostics_every > 0 && self.step.is_multiple_of(self.options.diagnostics_every);
         let mut diagnosed = recorded && on_cadence && self.history.has_diagnostics_at(self.step);
         if recorded && !diagnosed {
             self.history.remove_diagnostics_at(self.step);
@@ -503,10 +663,10 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             let initial_loss = self.history.losses()[0];
             let diverged = if !loss.is_finite() {
                 Some("non-finite loss".to_string())
-            } else if loss > self.divergence_factor * initial_loss {
+            } else if loss > self.options.divergence_factor * initial_loss {
                 Some(format!(
                     "loss above {:e} times the initial loss {initial_loss:e}",
-                    self.divergence_factor
+                    self.options.divergence_factor
                 ))
             } else {
                 None
@@ -521,16 +681,21 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                     history,
                 });
             }
-            let last = self.step >= self.max_steps;
-            let cadence = self.diagnostics_every > 0 && self.step.is_multiple_of(self.diagnostics_every);
+            let last = self.step >= self.options.max_steps;
+            let cadence =
+                self.options.diagnostics_every > 0 && self.step.is_multiple_of(self.options.diagnostics_every);
             if !diagnosed && cadence {
                 let d = self.diagnostics(run, buf);
                 self.history.push_diagnostics(d);
                 diagnosed = true;
             }
-            let mut stop = if self.target_loss.is_some_and(|t| loss <= t) {
+            let mut stop = if self.options.target_loss.is_some_and(|t| loss <= t) {
                 Some(Stop::TargetLoss)
-            } else if self.target_relative_loss.is_some_and(|f| loss <= f * initial_loss) {
+            } else if self
+                .options
+                .target_relative_loss
+                .is_some_and(|f| loss <= f * initial_loss)
+            {
                 Some(Stop::TargetRelativeLoss)
             } else {
                 None
@@ -539,10 +704,15 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 step: self.step,
                 loss,
                 initial_loss,
-                max_steps: self.max_steps,
+                max_steps: self.options.max_steps,
                 history: &self.history,
             };
-            for o in &mut self.observers {
+            for o in self
+                .observers
+                .iter_mut()
+                .map(|o| &mut **o as &mut dyn Observer)
+                .chain([&mut *observer])
+            {
                 if o.observe(&info) == Control::Stop && stop.is_none() {
                     stop = Some(Stop::Observer);
                 }
@@ -552,7 +722,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             }
             if let Some(stop) = stop {
                 // Diagnostics at the step where the run ends, whatever ends it.
-                if !diagnosed && self.diagnostics_every > 0 {
+                if !diagnosed && self.options.diagnostics_every > 0 {
                     let d = self.diagnostics(run, buf);
                     self.history.push_diagnostics(d);
                 }
@@ -644,8 +814,39 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         Ok(())
     }
 
-    /// Weight excursion, activation flips and NTK drift at the current step.
+    /// Loss and sign accuracy on the evaluation set, if there is one:
+    /// `P_test = W_t X_testᵀ` (weight space) or `W_0 X_testᵀ + B_t (X X_testᵀ)`
+    /// (kernel space), then the outputs.
+    fn evaluate_test_set(&self, run: &RunState<T>, buf: &mut Buffers<T>) -> (Option<f64>, Option<f64>) {
+        let (Some((xt, yt)), Some(eb)) = (&self.evaluation, buf.evaluation.as_mut()) else {
+            return (None, None);
+        };
+        match &run.coefficients {
+            Some(b) => {
+                eb.preactivations.copy_from(&eb.initial_preactivations);
+                gemm(
+                    &mut eb.preactivations,
+                    true,
+                    T::one(),
+                    Operand::n(b),
+                    Operand::n(&eb.cross_kernel),
+                    T::one(),
+                );
+            }
+            None => self.model.preactivations_into(xt, &mut eb.preactivations),
+        }
+        let u = outputs(&eb.preactivations, self.model.output_weights());
+        let correct = u.iter().zip(yt.iter()).filter(|(&u, &y)| u * y > T::zero()).count();
+        (
+            Some(half_squared_distance(&u, yt)),
+            Some(correct as f64 / yt.len() as f64),
+        )
+    }
+
+    /// Weight excursion, activation flips, NTK drift and the evaluation set
+    /// at the current step.
     fn diagnostics(&self, run: &RunState<T>, buf: &mut Buffers<T>) -> Diagnostics {
+        let (test_loss, test_accuracy) = self.evaluate_test_set(run, buf);
         let m = self.model.width();
         let kernel_space = run.coefficients.is_some();
         let mut row_sq = vec![0.0f64; m];
@@ -710,6 +911,8 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             max_neuron_distance,
             activation_flip_fraction,
             ntk_drift,
+            test_loss,
+            test_accuracy,
         }
     }
 }
