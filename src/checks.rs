@@ -28,17 +28,31 @@ pub(crate) fn check_momentum(momentum: f64) -> Result<f64> {
     }
 }
 
-/// Index of the first non-finite entry, if any. The common all-finite case
-/// is one vectorised pass: `0 · x` is 0 for finite `x` and NaN otherwise.
+/// Entries summed in independent lanes by [`all_finite`].
+const LANES: usize = 16;
+
+/// Whether every entry of `c` is finite, in one vectorised pass: `0 · x` is
+/// 0 for finite `x` and NaN otherwise, summed in [`LANES`] independent
+/// accumulators (one accumulator would chain every add on the previous one:
+/// about 4 cycles per entry instead of a fraction).
+fn all_finite<T: Float>(c: &[T]) -> bool {
+    let mut acc = [T::zero(); LANES];
+    let mut chunks = c.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a += x * T::zero();
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += x * T::zero();
+    }
+    acc.iter().fold(T::zero(), |s, &a| s + a).finite()
+}
+
+/// Index of the first non-finite entry, if any (one pass when all are
+/// finite, split across threads for long slices).
 pub(crate) fn first_non_finite<T: Float>(xs: &[T]) -> Option<usize> {
     use rayon::prelude::*;
-    let all_finite = |c: &[T]| {
-        let mut acc = T::zero();
-        for &x in c {
-            acc += x * T::zero();
-        }
-        acc.finite()
-    };
     let finite = if parallel(xs.len()) {
         xs.par_chunks(CHUNK).all(all_finite)
     } else {
@@ -48,6 +62,28 @@ pub(crate) fn first_non_finite<T: Float>(xs: &[T]) -> Option<usize> {
         None
     } else {
         xs.iter().position(|x| !x.finite())
+    }
+}
+
+/// The first non-finite entry of `a` or `b` (slices of equal length), as
+/// (0 for `a` or 1 for `b`, index): both checked in one pass, so one
+/// dispatch to the thread pool instead of two.
+pub(crate) fn first_non_finite_of_pair<T: Float>(a: &[T], b: &[T]) -> Option<(usize, usize)> {
+    use rayon::prelude::*;
+    debug_assert_eq!(a.len(), b.len());
+    let both = |(x, y): (&[T], &[T])| all_finite(x) && all_finite(y);
+    let finite = if parallel(a.len()) {
+        a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).all(both)
+    } else {
+        both((a, b))
+    };
+    if finite {
+        None
+    } else {
+        a.iter()
+            .position(|x| !x.finite())
+            .map(|i| (0, i))
+            .or_else(|| b.iter().position(|x| !x.finite()).map(|i| (1, i)))
     }
 }
 

@@ -105,7 +105,7 @@ where
         let eta = P::Scalar::cast(lr_at::<P::Scalar>(&self.lr, self.core.steps())?);
         // θ_{t+1} = θ_t − η g_t
         self.core
-            .apply(params, grad, |p, g, _| zip1(p, g, |p, g| *p -= eta * g))
+            .apply(params, grad, |p, g, _| zip1(p, g, move |p, g| *p -= eta * g))
     }
     optimizer_trait_methods!();
 }

@@ -86,12 +86,12 @@ where
             let [buffer] = buffers else { return };
             match convention {
                 // v_{t+1} = β v_t − η g_t;  θ_{t+1} = θ_t + v_{t+1}
-                Convention::Displacement => zip2(p, g, buffer, |p, g, v| {
+                Convention::Displacement => zip2(p, g, buffer, move |p, g, v| {
                     *v = beta * *v - eta * g;
                     *p += *v;
                 }),
                 // b_t = β b_{t−1} + g_t;  θ_{t+1} = θ_t − η b_t
-                Convention::PyTorch => zip2(p, g, buffer, |p, g, b| {
+                Convention::PyTorch => zip2(p, g, buffer, move |p, g, b| {
                     *b = beta * *b + g;
                     *p -= eta * *b;
                 }),

@@ -105,7 +105,7 @@ where
                 self.core.apply(params, grad, |p, g, buffers| {
                     let [velocity, previous] = buffers else { return };
                     // v_{t+1} = β v_t − η g_t − β η (g_t − g_{t−1});  θ_{t+1} = θ_t + v_{t+1}
-                    zip3(p, g, velocity, previous, |p, g, v, gp| {
+                    zip3(p, g, velocity, previous, move |p, g, v, gp| {
                         *v = beta * *v - eta * g - beta_eta * (g - *gp);
                         *gp = g;
                         *p += *v;
@@ -115,7 +115,7 @@ where
             Convention::PyTorch => self.core.apply(params, grad, |p, g, buffers| {
                 let [b] = buffers else { return };
                 // b_t = β b_{t−1} + g_t;  θ_{t+1} = θ_t − η (g_t + β b_t)
-                zip2(p, g, b, |p, g, b| {
+                zip2(p, g, b, move |p, g, b| {
                     *b = beta * *b + g;
                     *p -= eta * (g + beta * *b);
                 });

@@ -4,7 +4,7 @@
 use std::any::Any;
 
 use super::params::{Parameters, ParametersMut, Shape};
-use crate::checks::first_non_finite;
+use crate::checks::{first_non_finite, first_non_finite_of_pair};
 use crate::{Error, Float, Precision, Result};
 
 /// The complete state of an optimizer: enough to continue a run exactly.
@@ -217,17 +217,21 @@ impl Core {
                     ));
                 }
             }
-            if let Some(j) = first_non_finite(g) {
-                return Err(Error::NonFinite {
-                    what: format!("gradient of {}", what(i)),
-                    location: format!("entry {j} (storage order), value {}", g[j]),
-                });
-            }
-            if let Some(j) = first_non_finite(p) {
-                return Err(Error::NonFinite {
-                    what: what(i),
-                    location: format!("entry {j} (storage order), value {}", p[j]),
-                });
+            // Shapes agree, so p and g have the same length.
+            match first_non_finite_of_pair(g, p) {
+                Some((0, j)) => {
+                    return Err(Error::NonFinite {
+                        what: format!("gradient of {}", what(i)),
+                        location: format!("entry {j} (storage order), value {}", g[j]),
+                    })
+                }
+                Some((_, j)) => {
+                    return Err(Error::NonFinite {
+                        what: what(i),
+                        location: format!("entry {j} (storage order), value {}", p[j]),
+                    })
+                }
+                None => {}
             }
         }
         Ok(())

@@ -172,6 +172,11 @@ fn initial_coordinates(eigenvalues: &[f64], eigenvectors: &DMatrix<f64>, xi0: &D
 /// // The first mode is solved in one step; the second shrinks by 3/4 per step.
 /// assert_eq!(losses[0], 1.0);
 /// assert!((losses[3] - 0.5 * 0.75_f64.powi(6)).abs() < 1e-15);
+///
+/// // A schedule: η = 1 at step 0, then 0.5.
+/// let halved = ntk_momentum::optim::Schedule::piecewise(vec![1], vec![1.0, 0.5])?;
+/// let losses = predicted_losses(Method::GradientDescent, halved, 0.0, &[1.0, 0.25], &v, &xi0, 2)?;
+/// assert!((losses[2] - 0.5 * (0.75_f64 * 0.875).powi(2)).abs() < 1e-15);
 /// # Ok::<(), ntk_momentum::Error>(())
 /// ```
 pub fn predicted_losses(
