@@ -12,7 +12,7 @@
 //! plain GEMMs, as in `benches/peers/ntk_gram_numpy.py`), 2 n² d for the
 //! infinite-width Gram.
 //!
-//! Sizes: n = 256, d = 784, m = 1024; with `NTK_BENCH_FULL=1` also issue 7's
+//! Sizes: n = 256, d = 784, m = 1024; with `NTK_BENCH_FULL=1` also BENCHMARKS.md's
 //! n = 1000, d = 3072, m = 4096 (10 samples). `NTK_BENCH_THREADS=T` sets the
 //! GEMM threads (default all cores).
 //!

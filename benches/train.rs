@@ -15,7 +15,7 @@
 //! continued run starts from are not counted. The optimizer is that of
 //! `examples/step_timing.rs` (lr 1e-3, momentum 0.9).
 //!
-//! Sizes: n = 256, d = 784, m = 1024; with `NTK_BENCH_FULL=1` also issue 7's
+//! Sizes: n = 256, d = 784, m = 1024; with `NTK_BENCH_FULL=1` also BENCHMARKS.md's
 //! n = 1000, d = 3072, m = 4096 (10 samples). `NTK_BENCH_THREADS=T` sets the
 //! GEMM threads (default all cores).
 //!
@@ -45,6 +45,7 @@ fn trainer<T: Float>(model: &TwoLayerReLU<T>, p: Parameterization) -> Trainer<T,
         .max_steps(0)
         .diagnostics_every(0)
         .divergence_factor(f64::MAX)
+        .expect("f64::MAX is a valid divergence factor")
 }
 
 /// Runs `iters` steps and returns their time from the loop's clock.

@@ -78,7 +78,7 @@ fn time<T: Float, O: Optimizer<DMatrix<T>>>(
         .parameterization(p)
         .max_steps(args.warmup)
         .diagnostics_every(0)
-        .divergence_factor(f64::MAX);
+        .divergence_factor(f64::MAX)?;
     trainer.run(&x, &y)?;
     trainer.set_max_steps(args.warmup + args.steps + 1);
     let history = trainer.run(&x, &y)?;

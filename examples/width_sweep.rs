@@ -16,10 +16,28 @@ mod common;
 use std::fmt::Write as _;
 
 use clap::Parser;
-use common::{hyperparameters, out_dir, plot, problem, short, train_one, Args, Dtype, FIT_LOWER, FIT_UPPER};
+use common::cli::{Dtype, Experiment};
+use common::problem::{hyperparameters, problem};
+use common::report::{out_dir, train_one, FIT_LOWER, FIT_UPPER};
+use common::{plot, short, AnyResult};
 use ntk_momentum::data::Dataset;
 use ntk_momentum::theory::{self, Method};
-use ntk_momentum::{Error, Float};
+use ntk_momentum::Float;
+
+/// The flags of `width_sweep`.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Train HB and NAG at several widths and show how width controls the distance from the NTK regime")]
+struct Args {
+    #[command(flatten)]
+    experiment: Experiment,
+    /// Dataset: cifar10, mnist or fashion-mnist.
+    #[arg(long, default_value = "mnist")]
+    dataset: Dataset,
+    /// Widths (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "256,1024,4096,16384",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    widths: Vec<u64>,
+}
 
 struct Row {
     width: usize,
@@ -33,30 +51,16 @@ struct Row {
     gap: f64,
 }
 
-fn sweep<T: Float>(args: &Args) -> Result<(), Error> {
-    common::check_args(args)?;
-    let dataset: Dataset = args.dataset.parse()?;
-    let widths: Vec<usize> = args
-        .widths
-        .split(',')
-        .map(|w| {
-            w.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&w| w > 0)
-                .ok_or_else(|| Error::InvalidParameter {
-                    name: "widths",
-                    value: w.to_string(),
-                    expected: "a comma-separated list of positive integers".into(),
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    let mut args = args.clone();
+fn sweep<T: Float>(args: &Args) -> AnyResult<()> {
+    args.experiment.check()?;
+    let dataset = args.dataset;
+    let widths: Vec<usize> = args.widths.iter().map(|&w| w as usize).collect();
+    let mut args = args.experiment.clone();
     args.n = Some(args.n.unwrap_or(200));
     let out = out_dir(&args, "width_sweep")?;
     let mut rows = Vec::new();
     for &width in &widths {
-        let p = problem::<T>(dataset, &args, width)?;
+        let p = problem::<T>(dataset, &args, None, width)?;
         let (lr, momentum, why) = hyperparameters(&p.spectrum, &args);
         println!("{}\n  {why}", p.description);
         for method in [Method::HeavyBall, Method::Nesterov] {
@@ -124,19 +128,11 @@ fn sweep<T: Float>(args: &Args) -> Result<(), Error> {
         args.steps
     );
     let csv_path = out.join("width_sweep.csv");
-    std::fs::write(&csv_path, csv).map_err(|e| Error::Io {
-        path: csv_path.clone(),
-        source: e,
-    })?;
+    std::fs::write(&csv_path, csv).map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
     let series = |f: &dyn Fn(&Row) -> f64| -> Vec<(String, Vec<f64>)> {
         [Method::HeavyBall, Method::Nesterov]
             .iter()
-            .map(|&m| {
-                (
-                    short(m).to_string(),
-                    rows.iter().filter(|r| r.method == m).map(f).collect(),
-                )
-            })
+            .map(|&m| (short(m), rows.iter().filter(|r| r.method == m).map(f).collect()))
             .collect()
     };
     let panels = vec![
@@ -158,7 +154,7 @@ fn sweep<T: Float>(args: &Args) -> Result<(), Error> {
 
 fn main() {
     let args = Args::parse();
-    common::exit_on_error(match args.dtype {
+    common::exit_on_error(match args.experiment.dtype {
         Dtype::F32 => sweep::<f32>(&args),
         Dtype::F64 => sweep::<f64>(&args),
     });

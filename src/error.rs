@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::train::History;
+use crate::record::History;
 
 /// Everything that can go wrong in `ntk-momentum`.
 ///

@@ -30,7 +30,7 @@ impl std::fmt::Display for Precision {
 /// `f32` or `f64`: the one bound generic user code needs.
 ///
 /// It extends nalgebra's [`RealField`] (so `DMatrix<T>` arithmetic works)
-/// with lossless conversion to `f64` and the tags used by checkpoints. The
+/// with lossless conversion to `f64` and its [`Precision`] tag. The
 /// trait is sealed: only `f32` and `f64` implement it.
 ///
 /// ```
@@ -52,20 +52,12 @@ pub trait Float:
     const NAME: &'static str;
     /// [`Precision::F32`] or [`Precision::F64`].
     const PRECISION: Precision;
-    /// The safetensors dtype tag.
-    const SAFETENSORS_DTYPE: safetensors::Dtype;
-    /// Size in bytes.
-    const BYTES: usize;
     /// Conversion from `f64` (rounds to nearest for `f32`).
     fn cast(x: f64) -> Self;
     /// Lossless conversion to `f64`.
     fn to_f64(self) -> f64;
     /// Whether the value is neither NaN nor infinite.
     fn finite(self) -> bool;
-    /// Appends the little-endian bytes.
-    fn extend_le_bytes(self, out: &mut Vec<u8>);
-    /// Reads from exactly [`Float::BYTES`] little-endian bytes.
-    fn from_le_slice(bytes: &[u8]) -> Self;
 }
 
 macro_rules! impl_float {
@@ -73,8 +65,6 @@ macro_rules! impl_float {
         impl Float for $t {
             const NAME: &'static str = $name;
             const PRECISION: Precision = Precision::$dtype;
-            const SAFETENSORS_DTYPE: safetensors::Dtype = safetensors::Dtype::$dtype;
-            const BYTES: usize = std::mem::size_of::<$t>();
             #[inline]
             fn cast(x: f64) -> Self {
                 x as $t
@@ -86,14 +76,6 @@ macro_rules! impl_float {
             #[inline]
             fn finite(self) -> bool {
                 self.is_finite()
-            }
-            fn extend_le_bytes(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
-            fn from_le_slice(bytes: &[u8]) -> Self {
-                let mut a = [0u8; std::mem::size_of::<$t>()];
-                a.copy_from_slice(bytes);
-                <$t>::from_le_bytes(a)
             }
         }
     };

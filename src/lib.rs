@@ -42,6 +42,27 @@
 //! - [`Error`]: the one error type; every fallible call returns
 //!   [`Result`]`<_, Error>` and never panics on bad input.
 //!
+//! ## Layers
+//!
+//! Each module uses only the modules below it (`tests/layers.rs` fails on a
+//! `use crate::…` that points upwards, including through the re-exports at
+//! the crate root):
+//!
+//! ```text
+//! data                                     readers, tasks, embedded subsets
+//!   ↓
+//! train                                    Trainer, observers, checkpoints
+//!   ↓
+//! theory                                   rates, tunings, predicted trajectories
+//!   ↓
+//! ntk                                      infinite-width kernel, spectra
+//!   ↓
+//! optim      model                         the optimizers; the network (peers: neither uses the other)
+//!   ↓          ↓
+//! float  error  checks  record  linalg     leaves: number types, the error, input checks,
+//!                                          the run record (History, Diagnostics, Stop), GEMM
+//! ```
+//!
 //! ## Reproducibility and threads
 //!
 //! Networks are initialised from a seeded ChaCha8 generator; the same seed,
@@ -54,11 +75,14 @@
 //!   observer (indicatif).
 //! - `ndarray`: the optimizers' parameter traits for ndarray arrays and
 //!   views of any dimension.
-//! - `serde`: `Serialize`/`Deserialize` for optimizer states, schedules and
-//!   conventions.
+//! - `serde`: `Serialize`/`Deserialize` for optimizer states, schedules,
+//!   conventions, [`History`], [`Diagnostics`], [`train::TrainOptions`],
+//!   [`ntk::Spectrum`] and [`theory::Tuning`].
 //! - `download`: `data::download`, fetching and verifying the official
 //!   CIFAR-10 archive (ureq with rustls, tar, md-5).
 #![deny(missing_docs)]
+// docs.rs (nightly, `--cfg docsrs`) labels every feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod checks;
 pub mod data;
@@ -68,6 +92,7 @@ mod linalg;
 pub mod model;
 pub mod ntk;
 pub mod optim;
+mod record;
 pub mod theory;
 pub mod train;
 
@@ -77,9 +102,10 @@ pub use linalg::{gemm_threads, set_gemm_threads};
 pub use model::TwoLayerReLU;
 pub use optim::{
     minimize, Convention, GradientDescent, HeavyBall, MinimizeOptions, MinimizeReport, Nesterov, Optimizer,
-    OptimizerState, Parameters, ParametersMut, Schedule, StopReason,
+    OptimizerState, Parameters, ParametersMut, Schedule,
 };
-pub use train::{Diagnostics, History, Parameterization, Trainer};
+pub use record::{Diagnostics, History, Stop};
+pub use train::{Parameterization, Trainer};
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

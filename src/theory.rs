@@ -240,6 +240,35 @@ impl std::fmt::Display for Method {
     }
 }
 
+/// Parses a method by its short name (`gd`, `hb`, `nag`, as displayed) or
+/// its optimizer's name (`gradient_descent`, `heavy_ball`, `nesterov`),
+/// ignoring ASCII case.
+///
+/// ```
+/// use ntk_momentum::theory::Method;
+///
+/// assert_eq!("NAG".parse::<Method>()?, Method::Nesterov);
+/// assert_eq!("heavy_ball".parse::<Method>()?, Method::HeavyBall);
+/// assert!("adam".parse::<Method>().is_err());
+/// # Ok::<(), ntk_momentum::Error>(())
+/// ```
+impl std::str::FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        let names = [
+            (Method::GradientDescent, "gradient_descent"),
+            (Method::HeavyBall, "heavy_ball"),
+            (Method::Nesterov, "nesterov"),
+        ];
+        names
+            .into_iter()
+            .find(|(m, long)| m.short_name().eq_ignore_ascii_case(s) || long.eq_ignore_ascii_case(s))
+            .map(|(m, _)| m)
+            .ok_or_else(|| Error::invalid("method", s, "gd, hb or nag (or gradient_descent, heavy_ball, nesterov)"))
+    }
+}
+
 /// Relative tolerance for negative eigenvalues: values in
 /// [−`NEGATIVE_TOLERANCE` · max|λ|, 0) are rounding noise and count as 0.
 const NEGATIVE_TOLERANCE: f64 = 1e-12;

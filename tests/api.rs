@@ -296,3 +296,24 @@ fn states_and_schedules_round_trip_through_json_and_resume_bit_identically() {
     }
     assert_eq!(x, y);
 }
+
+/// The public types users move across threads are `Send` (and `Sync`
+/// where shared access is safe): a compile-time check.
+#[test]
+fn public_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<GradientDescent>();
+    send_sync::<HeavyBall>();
+    send_sync::<Nesterov>();
+    send_sync::<Schedule>();
+    send_sync::<ntk_momentum::OptimizerState>();
+    send_sync::<TwoLayerReLU<f32>>();
+    send_sync::<TwoLayerReLU<f64>>();
+    send_sync::<Error>();
+    send_sync::<ntk_momentum::History>();
+    send_sync::<ntk_momentum::ntk::Spectrum>();
+    // A trainer owns `Send` observers, so it is `Send` but not `Sync`.
+    send::<Trainer<f64, Nesterov>>();
+    send::<Trainer<f32, Box<dyn Optimizer<DMatrix<f32>> + Send>>>();
+}

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 
-use ntk_momentum::{minimize, Error, GradientDescent, HeavyBall, MinimizeOptions, Nesterov, Optimizer, StopReason};
+use ntk_momentum::{minimize, Error, GradientDescent, HeavyBall, MinimizeOptions, Nesterov, Optimizer, Stop};
 use proptest::prelude::*;
 
 /// f(x) = 1/2 x^T A x - b^T x with A = tridiag(-1, 4, -1) + diag(0..n)/n
@@ -118,7 +118,7 @@ proptest! {
         let mut opt = build(kind, lr);
         let mut x = q.x0();
         let report = minimize(opt.as_mut(), &mut x, |p: &Vec<f64>| q.eval(p), &MinimizeOptions::default().max_iters(max_iters)).unwrap();
-        prop_assert_eq!(report.stop, StopReason::MaxIterations);
+        prop_assert_eq!(report.stop, Stop::MaxSteps);
         prop_assert_eq!(report.iterations, max_iters);
         prop_assert_eq!(bits(&report.values), bits(&want.values));
         prop_assert_eq!(bits(&report.grad_norms), bits(&want.grad_norms));
@@ -142,7 +142,7 @@ proptest! {
         let mut x = q.x0();
         let options = MinimizeOptions::default().max_iters(400).grad_tol(tol);
         let report = minimize(opt.as_mut(), &mut x, |p: &Vec<f64>| q.eval(p), &options).unwrap();
-        prop_assert_eq!(report.stop, StopReason::GradientTolerance);
+        prop_assert_eq!(report.stop, Stop::GradientTolerance);
         prop_assert_eq!(report.iterations, expect);
         prop_assert!(report.grad_norms[..expect].iter().all(|&g| g > tol));
         prop_assert!(*report.grad_norms.last().unwrap() <= tol);
@@ -166,7 +166,7 @@ proptest! {
         let mut x = q.x0();
         let options = MinimizeOptions::default().max_iters(400).target_value(value);
         let report = minimize(opt.as_mut(), &mut x, |p: &Vec<f64>| q.eval(p), &options).unwrap();
-        prop_assert_eq!(report.stop, StopReason::TargetValue);
+        prop_assert_eq!(report.stop, Stop::TargetLoss);
         prop_assert_eq!(report.iterations, expect);
         prop_assert!(report.values[..expect].iter().all(|&v| v > value));
         prop_assert_eq!(bits(&report.values), bits(&r.values[..=expect]));
@@ -303,12 +303,12 @@ fn stopping_rules_are_checked_in_the_documented_order() {
         .max_iters(0)
         .grad_tol(grad_norm(&g0))
         .target_value(v0);
-    assert_eq!(run(all.clone()).stop, StopReason::GradientTolerance);
-    assert_eq!(run(all.clone().grad_tol(0.0)).stop, StopReason::TargetValue);
+    assert_eq!(run(all.clone()).stop, Stop::GradientTolerance);
+    assert_eq!(run(all.clone().grad_tol(0.0)).stop, Stop::TargetLoss);
     let budget = run(all.grad_tol(0.0).target_value(v0 - 1.0));
     assert_eq!(
         (budget.stop, budget.iterations, budget.values.len()),
-        (StopReason::MaxIterations, 0, 1)
+        (Stop::MaxSteps, 0, 1)
     );
 }
 

@@ -43,6 +43,7 @@ fn train<O: Optimizer<DMatrix<f64>>>(optimizer: O, method: Method, m: usize, see
     let mut trainer = Trainer::new(model, optimizer)
         .max_steps(3000)
         .target_relative_loss(1e-13)
+        .unwrap()
         .parameterization(Parameterization::Kernel)
         .diagnostics_every(50);
     let history = trainer.run(&x, &y).unwrap();

@@ -1,4 +1,5 @@
-//! Properties of the optimizers (issue 2, tests 1-7).
+//! Properties of the optimizers: equivalences, closed forms, convergence at
+//! the classical tunings, stability limits, state and errors.
 //!
 //! Every reference implementation here (look-ahead Nesterov, PyTorch's
 //! momentum-buffer recursions) is written independently of the crate. The
@@ -386,7 +387,7 @@ fn zero_momentum_makes_all_three_identical_bitwise() {
 }
 
 // ---------------------------------------------------------------------------
-// 4. Linear convergence at the tuned parameters of DESIGN section 3
+// 4. Linear convergence at the classical tunings (theory::tune)
 // ---------------------------------------------------------------------------
 
 /// Tuned (η, β) and the closed-form rate ρ for condition number κ.

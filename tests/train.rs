@@ -85,7 +85,8 @@ fn weight_and_kernel_space_agree() {
     }
 }
 
-/// An independent weight-space implementation of DESIGN section 2 with plain
+/// An independent weight-space implementation of the update rules (README,
+/// "Conventions") with plain
 /// loops: forward, gradient and the three update rules.
 #[allow(clippy::too_many_arguments)]
 fn reference_losses(
@@ -175,7 +176,8 @@ fn stopping_rules() {
 
     let mut t = Trainer::new(model.clone(), Nesterov::new(0.3, 0.8).unwrap())
         .max_steps(10_000)
-        .target_loss(1e-3);
+        .target_loss(1e-3)
+        .unwrap();
     let h = t.run(&x, &y).unwrap();
     let l = h.losses();
     assert_eq!(h.stop_reason(), Some(Stop::TargetLoss));
@@ -186,7 +188,8 @@ fn stopping_rules() {
 
     let mut t = Trainer::new(model.clone(), HeavyBall::new(0.3, 0.8).unwrap())
         .max_steps(10_000)
-        .target_relative_loss(1e-4);
+        .target_relative_loss(1e-4)
+        .unwrap();
     let h = t.run(&x, &y).unwrap();
     let l = h.losses();
     assert_eq!(h.stop_reason(), Some(Stop::TargetRelativeLoss));
@@ -313,11 +316,11 @@ fn bad_data_is_rejected() {
     t.run(&x, &y).unwrap();
     // Continuing on other data is refused.
     assert!(matches!(t.run(&unit_rows(5, 4, 2), &y), Err(Error::Unsupported(_))));
-    let mut t =
-        Trainer::new(TwoLayerReLU::new(4, 16, 0).unwrap(), Nesterov::new(0.1, 0.9).unwrap()).divergence_factor(0.5);
+    // Invalid options are refused when set.
+    let t = Trainer::new(TwoLayerReLU::new(4, 16, 0).unwrap(), Nesterov::new(0.1, 0.9).unwrap());
     assert!(matches!(
-        t.run(&x, &y),
-        Err(Error::InvalidParameter {
+        t.divergence_factor(0.5).err(),
+        Some(Error::InvalidParameter {
             name: "divergence_factor",
             ..
         })
@@ -481,7 +484,8 @@ fn divergence_after_continuing_keeps_the_starting_weights() {
         let mut t = Trainer::new(model.clone(), gd)
             .max_steps(4)
             .parameterization(p)
-            .divergence_factor(1e300);
+            .divergence_factor(1e300)
+            .unwrap();
         let h = t.run(&x, &y).unwrap();
         assert!(
             h.final_loss().unwrap() > 1.2 * h.losses()[0],
@@ -489,7 +493,7 @@ fn divergence_after_continuing_keeps_the_starting_weights() {
             h.losses()
         );
         let start = t.model().clone();
-        let mut t = t.divergence_factor(1.2);
+        let mut t = t.divergence_factor(1.2).unwrap();
         t.set_max_steps(40);
         match t.run(&x, &y) {
             Err(Error::Diverged { step: 4, .. }) => {}
@@ -510,6 +514,7 @@ fn diagnostics_at_the_final_step() {
     let mut t = Trainer::new(model, Nesterov::new(0.3, 0.8).unwrap())
         .max_steps(10_000)
         .target_loss(1e-3)
+        .unwrap()
         .diagnostics_every(7);
     let h = t.run(&x, &y).unwrap();
     let last = h.diagnostics().last().unwrap();
@@ -559,6 +564,7 @@ fn divergence_rolls_back_parameters_and_optimizer_state_exactly() {
                 .max_steps(200)
                 .parameterization(p)
                 .divergence_factor(1e3)
+                .unwrap()
         };
         let mut t = make();
         let (step, history) = match t.run(&x, &y) {

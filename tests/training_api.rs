@@ -209,7 +209,8 @@ fn evaluation_set_records_test_loss_and_accuracy() {
             .max_steps(35)
             .diagnostics_every(10)
             .parameterization(p)
-            .evaluation_set(xt.clone(), yt.clone());
+            .evaluation_set(xt.clone(), yt.clone())
+            .unwrap();
         let history = trainer.run(&x, &y).unwrap();
         let d = history.diagnostics();
         assert_eq!(d.iter().map(|d| d.step).collect::<Vec<_>>(), [0, 10, 20, 30, 35]);
@@ -232,33 +233,32 @@ fn evaluation_set_records_test_loss_and_accuracy() {
         .all(|d| d.test_loss.is_none() && d.test_accuracy.is_none()));
 }
 
-/// An evaluation set of the wrong width or with NaN is refused at `run`,
-/// naming it, before any step.
+/// An evaluation set of the wrong width, with NaN, or with a wrong number of
+/// targets is refused when it is set, naming it.
 #[test]
 fn bad_evaluation_sets_are_refused() {
-    let (x, y) = (unit_rows(8, 4, 1), labels(8, 2));
-    let mut wide = Trainer::new(TwoLayerReLU::new(4, 32, 0).unwrap(), HeavyBall::new(0.1, 0.5).unwrap())
-        .evaluation_set(unit_rows(3, 5, 1), labels(3, 1));
-    let err = wide.run(&x, &y).unwrap_err();
+    let trainer = || Trainer::new(TwoLayerReLU::new(4, 32, 0).unwrap(), HeavyBall::new(0.1, 0.5).unwrap());
+    let err = trainer()
+        .evaluation_set(unit_rows(3, 5, 1), labels(3, 1))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("evaluation set x_test"), "{err}");
-    assert_eq!(wide.steps_taken(), 0);
     let mut xt = unit_rows(3, 4, 1);
     xt[(1, 2)] = f64::NAN;
-    let mut nan = Trainer::new(TwoLayerReLU::new(4, 32, 0).unwrap(), HeavyBall::new(0.1, 0.5).unwrap())
-        .evaluation_set(xt, labels(3, 1));
-    let err = nan.run(&x, &y).unwrap_err();
+    let err = trainer().evaluation_set(xt, labels(3, 1)).err().unwrap();
     assert!(
         err.to_string().contains("evaluation set x_test") && err.to_string().contains("non-finite"),
         "{err}"
     );
-    let mut short = Trainer::new(TwoLayerReLU::new(4, 32, 0).unwrap(), HeavyBall::new(0.1, 0.5).unwrap())
-        .evaluation_set(unit_rows(3, 4, 1), labels(2, 1));
-    let err = short.run(&x, &y).unwrap_err();
+    let err = trainer()
+        .evaluation_set(unit_rows(3, 4, 1), labels(2, 1))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("evaluation set y_test"), "{err}");
 }
 
 /// Options set one by one equal options set at once, and invalid ones are
-/// refused at `run` with nothing done.
+/// refused when set.
 #[test]
 fn options_all_at_once() {
     let (x, y) = (unit_rows(8, 4, 1), labels(8, 2));
@@ -267,7 +267,9 @@ fn options_all_at_once() {
     options.diagnostics_every = 5;
     options.parameterization = Parameterization::Weight;
     let model = || TwoLayerReLU::new(4, 64, 0).unwrap();
-    let mut a = Trainer::new(model(), HeavyBall::new(0.3, 0.5).unwrap()).with_options(options.clone());
+    let mut a = Trainer::new(model(), HeavyBall::new(0.3, 0.5).unwrap())
+        .with_options(options.clone())
+        .unwrap();
     let mut b = Trainer::new(model(), HeavyBall::new(0.3, 0.5).unwrap())
         .max_steps(17)
         .diagnostics_every(5)
@@ -277,9 +279,11 @@ fn options_all_at_once() {
     assert_eq!((ha.losses(), ha.diagnostics()), (hb.losses(), hb.diagnostics()));
     assert_eq!(ha.steps(), 17);
     options.target_loss = Some(f64::NAN);
-    let mut bad = Trainer::new(model(), HeavyBall::new(0.3, 0.5).unwrap()).with_options(options);
-    assert!(bad.run(&x, &y).unwrap_err().to_string().contains("target_loss"));
-    assert_eq!(bad.steps_taken(), 0);
+    let err = Trainer::new(model(), HeavyBall::new(0.3, 0.5).unwrap())
+        .with_options(options)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("target_loss"), "{err}");
 }
 
 /// JSON round trips of a run's history (with diagnostics and evaluation),
@@ -300,6 +304,7 @@ fn run_records_round_trip_through_json() {
         .max_steps(12)
         .diagnostics_every(4)
         .evaluation_set(unit_rows(3, 4, 5), labels(3, 6))
+        .unwrap()
         .run(&x, &y)
         .unwrap();
     assert!(history.diagnostics()[1].test_loss.is_some());

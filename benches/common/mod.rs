@@ -3,7 +3,7 @@
 //! benchmark-id labels.
 //!
 //! Environment:
-//! - `NTK_BENCH_FULL=1` adds issue 7's size n = 1000, d = 3072, m = 4096 to
+//! - `NTK_BENCH_FULL=1` adds the reference size n = 1000, d = 3072, m = 4096 to
 //!   the default n = 256, d = 784, m = 1024 (the full size takes minutes).
 //! - `NTK_BENCH_THREADS=T` sets the GEMM thread count (default: all cores).
 
@@ -36,7 +36,7 @@ impl Size {
     }
 }
 
-/// The default size, plus issue 7's size when `NTK_BENCH_FULL=1`.
+/// The default size, plus the reference size (n = 1000, d = 3072, m = 4096) when `NTK_BENCH_FULL=1`.
 pub fn sizes() -> Vec<Size> {
     let mut s = vec![Size {
         n: 256,
@@ -76,7 +76,7 @@ pub fn thread_label() -> String {
     format!("t{}", threads())
 }
 
-/// Sample count, measurement and warm-up time for a group at issue 7's size
+/// Sample count, measurement and warm-up time for a group at the reference size
 /// (overrides the command line; one iteration there takes 0.1 to 1 s).
 pub const BIG_SAMPLES: usize = 10;
 pub const BIG_MEASUREMENT: Duration = Duration::from_secs(8);

@@ -3,13 +3,13 @@
 Import this module BEFORE numpy / jax / torch: `configure_threads` must set
 the thread-count environment variables before any BLAS library is loaded.
 
-The model (DESIGN.md section 1):
+The model (src/model.rs):
 
     X (n x d), unit-norm rows;  y in {+1,-1}^n;  W (m x d) ~ N(0, 1);
     a_r in {+1,-1} (fixed);  f(W; x) = (1/sqrt(m)) sum_r a_r relu(w_r . x)
     L(W) = 1/2 ||u - y||^2,  G = M^T X,  M_ir = r_i 1[w_r . x_i > 0] a_r / sqrt(m)
 
-NAG (DESIGN.md section 2) with the PyTorch / optax convention
+NAG (README, "Conventions") with the PyTorch / optax convention
 (buf = beta buf + g; theta -= lr (g + beta buf)), identical to the
 gradient-correction form theta_{t+1} = theta_t - lr g_t + beta (theta_t -
 theta_{t-1}) - beta lr (g_t - g_{t-1}).

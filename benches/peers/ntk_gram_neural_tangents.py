@@ -14,7 +14,7 @@ X W^T / sqrt(d): same activation pattern S and same cost, H scaled by 1/d).
 
 --params first (default): the NTK with respect to the first layer only (the
 crate's trained parameters; the output layer a is closed over as a constant),
-which is H = (X X^T) o (S S^T) / m of DESIGN.md section 1 and is checked
+which is H = (X X^T) o (S S^T) / m of src/model.rs (TwoLayerReLU::ntk_gram) and is checked
 against that formula. --params all: neural-tangents' default, the NTK with
 respect to both layers (adds relu(Z) relu(Z)^T / m).
 
@@ -128,7 +128,7 @@ nbytes = 8 if args.dtype == "f64" else 4
 print(f"# the first-layer Jacobian alone has n*m*d = {n * m * d:.3g} entries "
       f"= {n * m * d * nbytes / 2**30:.2f} GiB in {args.dtype}")
 
-# Reference H by the formula of DESIGN.md section 1 (numpy, float64).
+# Reference H by the formula of src/model.rs (numpy, float64).
 S = (X64 @ W64.T > 0).astype(np.float64)
 H_ref = (X64 @ X64.T) * (S @ S.T) / m
 if args.params == "all":

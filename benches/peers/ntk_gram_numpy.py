@@ -3,7 +3,7 @@
 
 S = 1[X W^T > 0] (n x m, as 0/1 in the working dtype). One call computes
 X W^T (2 n m d flops), X X^T (2 n^2 d; plain GEMM, no syrk) and S S^T
-(2 n^2 m), then the elementwise product -- the formula of DESIGN.md section 1
+(2 n^2 m), then the elementwise product -- the formula of src/model.rs (TwoLayerReLU::ntk_gram)
 as a numpy user would write it. Last line: ms_per_call=<mean ms>.
 """
 import os

@@ -6,7 +6,7 @@
 #   NT_IMPLS (default "1 2 3": neural-tangents implementations to time) and THREADS (default 2).
 # After each command it prints the CPU time that OTHER processes used meanwhile
 # (from /proc/stat): near 0 means the run had the machine to itself.
-# "small" runs n=100 d=64 m=128 (smoke test); the default is issue 7's size,
+# "small" runs n=100 d=64 m=128 (smoke test); the default is the reference size of BENCHMARKS.md,
 # n=1000 d=3072 m=4096 (NTK peer: n=200 d=784 m=1024), 2 threads.
 set -u
 cd "$(dirname "$0")"

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use ntk_momentum::Error;
 use plotters::prelude::*;
 
-use super::{short, RunResult};
+use super::report::RunResult;
+use super::{short, AnyResult};
 
 /// Points of one line.
 type Points = Vec<(f64, f64)>;
@@ -14,11 +14,8 @@ pub type Lines = Vec<(String, Vec<f64>)>;
 
 const COLORS: [RGBColor; 3] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44)];
 
-fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    }
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> Box<dyn std::error::Error> {
+    format!("cannot draw {}: {e}", path.display()).into()
 }
 
 /// Positive finite values only (a log axis cannot show the rest).
@@ -31,19 +28,14 @@ fn positive(points: impl Iterator<Item = (usize, f64)>) -> Vec<(f64, f64)> {
 
 /// Log-scale loss against step: a solid line per optimizer (measured) and a
 /// dashed one (the linearized NTK prediction from H(W_0)).
-pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> Result<(), Error> {
+pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> AnyResult<()> {
     let series: Vec<(String, RGBColor, Points, Points)> = results
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let measured = positive(r.history.losses().iter().copied().enumerate());
             let predicted = positive(r.predicted_losses.iter().copied().enumerate());
-            (
-                short(r.method).to_string(),
-                COLORS[i % COLORS.len()],
-                measured,
-                predicted,
-            )
+            (short(r.method), COLORS[i % COLORS.len()], measured, predicted)
         })
         .collect();
     let all = series.iter().flat_map(|s| s.2.iter().chain(s.3.iter()));
@@ -100,7 +92,7 @@ pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> Result<(), E
 }
 
 /// One log-log panel per quantity against width.
-pub fn sweep_svg(path: &Path, title: &str, widths: &[usize], rows: &[(&str, Lines)]) -> Result<(), Error> {
+pub fn sweep_svg(path: &Path, title: &str, widths: &[usize], rows: &[(&str, Lines)]) -> AnyResult<()> {
     let root = SVGBackend::new(path, (1000, 320 * rows.len().max(1) as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let (caption_area, body) = root.split_vertically(24);

@@ -32,6 +32,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::files::{check_dir, read_regular_file};
 use super::images::Images;
 use crate::{Error, Result};
 
@@ -212,28 +213,4 @@ fn resolve_dir(dir: &Path) -> Result<PathBuf> {
         return Ok(nested);
     }
     Ok(dir.to_path_buf())
-}
-
-/// `Ok` if `dir` exists and is a directory, else an [`Error::Io`] naming it.
-pub(crate) fn check_dir(dir: &Path) -> Result<()> {
-    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
-    if !meta.is_dir() {
-        return Err(Error::io(
-            dir,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a directory"),
-        ));
-    }
-    Ok(())
-}
-
-/// Reads a whole regular file; a directory is an [`Error::Io`] naming it.
-pub(crate) fn read_regular_file(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory, expected a file"),
-        ));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
 }

@@ -44,8 +44,10 @@
 
 pub mod cifar10;
 #[cfg(feature = "download")]
+#[cfg_attr(docsrs, doc(cfg(feature = "download")))]
 pub mod download;
 pub mod embedded;
+mod files;
 pub mod idx;
 mod images;
 mod preprocess;

@@ -1,7 +1,8 @@
 //! Preprocessing for the theory: flatten, scale to [0, 1], optionally
 //! subtract the mean image, scale each row to unit Euclidean norm.
 //!
-//! The NTK analysis assumes `||x_i|| = 1` (DESIGN section 1); [`preprocess`]
+//! The NTK analysis assumes `||x_i|| = 1` (the inputs of the model in
+//! [`crate::model`] lie on the unit sphere); [`preprocess`]
 //! provides it. The three steps are also public on their own
 //! ([`unit_interval`], [`center_columns`], [`normalize_rows`]) so a caller can
 //! inspect the intermediate matrices. All sums are accumulated in `f64`

@@ -114,7 +114,7 @@ macro_rules! momentum_methods {
 
         /// Uses `convention` for the momentum when the step size changes
         /// (see [`Convention`](crate::optim::Convention)); forgets any state.
-        #[must_use]
+        #[must_use = "a builder method returns the changed value"]
         pub fn convention(mut self, convention: $crate::optim::Convention) -> Self {
             self.convention = convention;
             self.core.set_buffer_names(Self::buffer_names(convention));

@@ -2,7 +2,7 @@ use std::time::Instant;
 
 use super::{Optimizer, Parameters, ParametersMut};
 use crate::checks::first_non_finite;
-use crate::train::History;
+use crate::record::{History, Stop};
 use crate::{Error, Float, Result};
 
 /// Stopping rules for [`minimize`].
@@ -30,22 +30,26 @@ impl Default for MinimizeOptions {
 
 impl MinimizeOptions {
     /// Stop after this many optimizer steps (0: evaluate the start only).
+    #[must_use = "a builder method returns the changed value"]
     pub fn max_iters(mut self, n: usize) -> Self {
         self.max_iters = n;
         self
     }
     /// Stop once the Euclidean norm of the gradient is at most `tol`, which
     /// must be finite and >= 0.
+    #[must_use = "a builder method returns the changed value"]
     pub fn grad_tol(mut self, tol: f64) -> Self {
         self.grad_tol = Some(tol);
         self
     }
     /// Stop once the objective is at most `value` (not NaN).
+    #[must_use = "a builder method returns the changed value"]
     pub fn target_value(mut self, value: f64) -> Self {
         self.target_value = Some(value);
         self
     }
     /// Treat an objective value above `threshold` (not NaN) as divergence.
+    #[must_use = "a builder method returns the changed value"]
     pub fn divergence_threshold(mut self, threshold: f64) -> Self {
         self.divergence_threshold = Some(threshold);
         self
@@ -67,18 +71,6 @@ impl MinimizeOptions {
     }
 }
 
-/// Why [`minimize`] stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StopReason {
-    /// The iteration budget was used up.
-    MaxIterations,
-    /// The gradient norm reached the tolerance.
-    GradientTolerance,
-    /// The objective reached the target value.
-    TargetValue,
-}
-
 /// The outcome of [`minimize`]; the final parameters are left in the
 /// caller's container.
 #[derive(Clone, Debug)]
@@ -90,7 +82,7 @@ pub struct MinimizeReport {
     /// Number of optimizer steps taken.
     pub iterations: usize,
     /// Which rule stopped the run.
-    pub stop: StopReason,
+    pub stop: Stop,
 }
 
 /// Minimises `objective` from `params` with `optimizer`.
@@ -111,7 +103,7 @@ pub struct MinimizeReport {
 /// # Examples
 /// Nesterov on the Rosenbrock function:
 /// ```
-/// use ntk_momentum::{minimize, MinimizeOptions, Nesterov, StopReason};
+/// use ntk_momentum::{minimize, MinimizeOptions, Nesterov, Stop};
 ///
 /// let rosenbrock = |p: &Vec<f64>| {
 ///     let (x, y) = (p[0], p[1]);
@@ -123,7 +115,7 @@ pub struct MinimizeReport {
 /// let mut p = vec![-1.2, 1.0];
 /// let options = MinimizeOptions::default().max_iters(20_000).grad_tol(1e-8);
 /// let report = minimize(&mut nag, &mut p, rosenbrock, &options)?;
-/// assert_eq!(report.stop, StopReason::GradientTolerance);
+/// assert_eq!(report.stop, Stop::GradientTolerance);
 /// assert!((p[0] - 1.0).abs() < 1e-6 && (p[1] - 1.0).abs() < 1e-6);
 /// # Ok::<(), ntk_momentum::Error>(())
 /// ```
@@ -170,11 +162,11 @@ where
             });
         }
         let stop = if options.grad_tol.is_some_and(|tol| grad_norm <= tol) {
-            Some(StopReason::GradientTolerance)
+            Some(Stop::GradientTolerance)
         } else if options.target_value.is_some_and(|t| value <= t) {
-            Some(StopReason::TargetValue)
+            Some(Stop::TargetLoss)
         } else if iterations >= options.max_iters {
-            Some(StopReason::MaxIterations)
+            Some(Stop::MaxSteps)
         } else {
             None
         };

@@ -52,10 +52,11 @@ mod params;
 mod schedule;
 pub(crate) mod state;
 
+pub use crate::record::Stop;
 pub use gradient_descent::GradientDescent;
 pub use heavy_ball::HeavyBall;
 pub use hyper::Convention;
-pub use minimize::{minimize, MinimizeOptions, MinimizeReport, StopReason};
+pub use minimize::{minimize, MinimizeOptions, MinimizeReport};
 pub use nesterov::Nesterov;
 pub use params::{Parameters, ParametersMut, Shape, MAX_DIMS};
 pub use schedule::Schedule;

@@ -54,6 +54,7 @@ impl<F: FnMut(&StepInfo<'_>) -> Control> Observer for F {
 /// A terminal progress bar showing step, loss and loss reduction
 /// (feature `progress`).
 #[cfg(feature = "progress")]
+#[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
 pub struct ProgressBar {
     bar: indicatif::ProgressBar,
 }

@@ -1,3 +1,29 @@
+//! The record of a run, shared by every layer: [`History`] (losses, times,
+//! diagnostics, why the run stopped), [`Diagnostics`] and the one stop enum
+//! [`Stop`] of both [`crate::minimize`] and [`crate::Trainer`]. A leaf
+//! module: it depends on nothing else in the crate.
+
+/// Why a run ended without error ([`crate::Trainer::run`] or
+/// [`crate::minimize`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum Stop {
+    /// The step budget was used up ([`crate::Trainer::max_steps`],
+    /// [`crate::MinimizeOptions::max_iters`]).
+    MaxSteps,
+    /// The loss or objective reached its target
+    /// ([`crate::Trainer::target_loss`], [`crate::MinimizeOptions::target_value`]).
+    TargetLoss,
+    /// The loss reached [`crate::Trainer::target_relative_loss`] times the
+    /// initial loss.
+    TargetRelativeLoss,
+    /// The gradient norm reached [`crate::MinimizeOptions::grad_tol`].
+    GradientTolerance,
+    /// An observer returned [`crate::train::Control::Stop`].
+    Observer,
+}
+
 /// Diagnostics of how far a run is from the NTK (lazy) regime, recorded at
 /// the training loop's diagnostics cadence, and the evaluation set's loss
 /// and accuracy when the trainer has one.
@@ -18,7 +44,7 @@ pub struct Diagnostics {
     /// matrix was not tracked).
     pub ntk_drift: Option<f64>,
     /// Loss ½ Σ_i (f(W_t; x_i) − y_i)² on the evaluation set
-    /// ([`super::Trainer::evaluation_set`]; `None` without one).
+    /// ([`crate::Trainer::evaluation_set`]; `None` without one).
     pub test_loss: Option<f64>,
     /// Fraction of evaluation samples with f(W_t; x_i)·y_i > 0 (`None`
     /// without an evaluation set).
@@ -37,7 +63,7 @@ pub struct History {
     losses: Vec<f64>,
     elapsed: Vec<f64>,
     diagnostics: Vec<Diagnostics>,
-    stop: Option<super::Stop>,
+    stop: Option<Stop>,
 }
 
 impl History {
@@ -75,7 +101,7 @@ impl History {
     }
 
     /// Why the last run ended, if it ended without error.
-    pub fn stop_reason(&self) -> Option<super::Stop> {
+    pub fn stop_reason(&self) -> Option<Stop> {
         self.stop
     }
 
@@ -83,7 +109,7 @@ impl History {
         self.stop = None;
     }
 
-    pub(crate) fn set_stop(&mut self, stop: super::Stop) {
+    pub(crate) fn set_stop(&mut self, stop: Stop) {
         self.stop = Some(stop);
     }
 

@@ -13,20 +13,29 @@ use nalgebra::DMatrix;
 
 use crate::Float;
 
+mod relu;
+pub(crate) use relu::{co_activation_kernel, half_squared_distance, relu_outputs, residual_weights, Preactivations};
+
 static GEMM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets the number of threads the large matrix products and the large
-/// elementwise passes (optimizer steps, the fused residual pass) use (`0`
-/// restores the default: all available cores). Results do not depend on it:
-/// work is split over output entries, never over a sum.
+/// Sets the number of threads of the large matrix products (`0` restores
+/// the default: all available cores). The large elementwise passes
+/// (optimizer steps, finiteness checks, the fused residual pass) run on
+/// rayon's global thread pool when this is not 1, and on the calling thread
+/// when it is 1; their thread count is rayon's (`RAYON_NUM_THREADS`).
+/// Results do not depend on either: work is split over output entries,
+/// never over a sum.
 pub fn set_gemm_threads(threads: usize) {
     GEMM_THREADS.store(threads, Ordering::Relaxed);
 }
 
-/// The number of threads the large matrix products and elementwise passes use.
+/// The number of threads the large matrix products use.
 pub fn gemm_threads() -> usize {
+    // The default is read from the system once (it costs system calls, and
+    // the elementwise passes ask on every call).
+    static AVAILABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     match GEMM_THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         t => t,
     }
 }
@@ -98,20 +107,13 @@ impl<T> Operand<'_, T> {
     }
 }
 
-/// `c ← alpha·c + beta·(a b)` (with `alpha` ignored and `c` overwritten when
-/// `accumulate` is false).
+/// `c ← α a b + β c`, in the BLAS order of arguments and meaning; with
+/// `β = 0` the old `c` is not read (so it may hold anything, NaN included).
 ///
 /// # Panics
 /// On inconsistent shapes: callers validate user input before this point,
 /// so a panic here is a bug in the crate.
-pub(crate) fn gemm<T: Float>(
-    c: &mut DMatrix<T>,
-    accumulate: bool,
-    alpha: T,
-    a: Operand<'_, T>,
-    b: Operand<'_, T>,
-    beta: T,
-) {
+pub(crate) fn gemm<T: Float>(alpha: T, a: Operand<'_, T>, b: Operand<'_, T>, beta: T, c: &mut DMatrix<T>) {
     assert!(
         a.cols == b.rows && c.nrows() == a.rows && c.ncols() == b.cols,
         "gemm shapes: ({} x {}) * ({} x {}) into {} x {}",
@@ -123,20 +125,12 @@ pub(crate) fn gemm<T: Float>(
         c.ncols()
     );
     let ld = c.nrows();
-    raw_gemm(c.as_mut_slice(), ld, accumulate, alpha, a, b, beta);
+    raw_gemm(c.as_mut_slice(), ld, alpha, a, b, beta);
 }
 
-/// The product into the column-major block that starts at `dst[0]` with
-/// leading dimension `ld`.
-fn raw_gemm<T: Float>(
-    dst: &mut [T],
-    ld: usize,
-    accumulate: bool,
-    alpha: T,
-    a: Operand<'_, T>,
-    b: Operand<'_, T>,
-    beta: T,
-) {
+/// `dst ← α a b + β dst` for the column-major block that starts at
+/// `dst[0]` with leading dimension `ld` (`dst` not read when `β = 0`).
+fn raw_gemm<T: Float>(dst: &mut [T], ld: usize, alpha: T, a: Operand<'_, T>, b: Operand<'_, T>, beta: T) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     if m == 0 || n == 0 {
         return;
@@ -164,15 +158,17 @@ fn raw_gemm<T: Float>(
             dst.as_mut_ptr(),
             ld as isize,
             1,
-            accumulate,
+            // The gemm crate computes dst ← alpha_dst dst + beta_ab (a b),
+            // reading dst only when told to.
+            beta != T::zero(),
             a.data.as_ptr(),
             a.col_stride,
             a.row_stride,
             b.data.as_ptr(),
             b.col_stride,
             b.row_stride,
-            alpha,
             beta,
+            alpha,
             false,
             false,
             false,
@@ -196,15 +192,7 @@ pub(crate) fn gram_of_columns<T: Float>(a: Operand<'_, T>, out: &mut DMatrix<T>)
         let lhs = a.columns(j0, n).transposed();
         let rhs = a.columns(j0, j1);
         let start = j0 + j0 * n;
-        raw_gemm(
-            &mut out.as_mut_slice()[start..],
-            n,
-            false,
-            T::zero(),
-            lhs,
-            rhs,
-            T::one(),
-        );
+        raw_gemm(&mut out.as_mut_slice()[start..], n, T::one(), lhs, rhs, T::zero());
         j0 = j1;
     }
     // Mirror the lower triangle into the upper one.

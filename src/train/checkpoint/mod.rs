@@ -1,0 +1,145 @@
+//! Checkpoints in the safetensors format.
+//!
+//! A checkpoint is a standard [safetensors](https://github.com/huggingface/safetensors)
+//! file, readable from Python with `safetensors.numpy.load_file`. Tensors
+//! (dtype of the model, `F32` or `F64`, unless noted):
+//!
+//! | name | shape | content |
+//! |---|---|---|
+//! | `model.weights` | m × d | W_t (row r = w_r) |
+//! | `model.initial_weights` | m × d | W_0 |
+//! | `model.output_weights` | m | a |
+//! | `run.coefficients` | m × n | B_t (kernel space only) |
+//! | `optimizer.<buffer>` | the optimizer's shape | each state buffer |
+//! | `history.losses`, `history.elapsed` | steps + 1 | `F64` |
+//! | `history.diagnostics` | k × 7 | `F64`: step, ‖W_t − W_0‖_F, max_r ‖w_r(t) − w_r(0)‖, flip fraction, NTK drift, test loss, test accuracy (NaN where not recorded; files with the first 5 columns load too) |
+//!
+//! Matrices are stored row-major, as safetensors (and numpy) expect. The
+//! string metadata holds the format name and version, dtype, step,
+//! parameterization, optimizer name, step count, shape and hyper-parameters
+//! (as exact `f64` bit patterns), a fingerprint of the training data, and a
+//! CRC-32 of all tensor bytes, so a damaged file is rejected rather than
+//! resumed.
+
+mod codec;
+mod record;
+
+use std::path::Path;
+
+use nalgebra::DMatrix;
+
+use self::codec::{bad, write_atomically};
+use self::record::Checkpoint;
+use super::trainer::RunState;
+use super::{Parameterization, Trainer};
+use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
+
+impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
+    /// Saves the model, optimizer state, step and history to `path` (in the
+    /// [checkpoint format](crate::train::checkpoint)). The file is
+    /// written to a temporary file beside `path` and renamed over it, so an
+    /// existing checkpoint is never left half-written.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] before the first [`Trainer::run`] or for an
+    /// optimizer whose state is not one matrix; [`Error::Io`] if the file
+    /// cannot be written.
+    pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let run = self
+            .run
+            .as_ref()
+            .ok_or_else(|| Error::Unsupported("saving a checkpoint before the first call to Trainer::run".into()))?;
+        let record = Checkpoint {
+            step: self.step,
+            space: run.space.clone(),
+            fingerprint: run.fingerprint,
+            weights: self.model.weights().clone(),
+            initial_weights: run.initial_weights.clone(),
+            output_weights: self.model.output_weights().clone(),
+            optimizer: self.optimizer.state(),
+            history: self.history.clone(),
+        };
+        write_atomically(path, &record.encode(path)?)
+    }
+
+    /// Loads a checkpoint written by [`Trainer::save_checkpoint`], so that the
+    /// next [`Trainer::run`] on the same data continues the run exactly
+    /// (bit-identically to a run that was never interrupted). Observers and
+    /// stopping options are this trainer's own.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read; [`Error::Checkpoint`] if it is
+    /// truncated or corrupted (CRC mismatch), of another format or dtype, or
+    /// of another model shape or parameterization than this trainer's; the
+    /// optimizer's error if the state belongs to another optimizer or other
+    /// hyper-parameters. On error the trainer is unchanged.
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let record = Checkpoint::<T>::decode(&bytes, path)?;
+        let (m, d) = (self.model.width(), self.model.input_dim());
+        if record.weights.shape() != (m, d) {
+            return Err(bad(
+                path,
+                format!(
+                    "model shape {:?} but this trainer's model is {m} x {d}",
+                    record.weights.shape()
+                ),
+            ));
+        }
+        let model = TwoLayerReLU::from_parts(record.weights, record.output_weights)
+            .map_err(|e| bad(path, format!("model: {e}")))?;
+        TwoLayerReLU::from_parts(record.initial_weights.clone(), model.output_weights().clone())
+            .map_err(|e| bad(path, format!("initial model: {e}")))?;
+        let saved_in = record.space.parameterization();
+        let wanted = self.options.parameterization;
+        if wanted != Parameterization::Auto && wanted != saved_in {
+            return Err(bad(
+                path,
+                format!("saved in {saved_in} space but this trainer is set to {wanted} space"),
+            ));
+        }
+        if saved_in == Parameterization::Kernel && !self.optimizer.is_linear() {
+            return Err(bad(
+                path,
+                format!(
+                    "saved in kernel space, which optimizer \"{}\" does not support (Optimizer::is_linear)",
+                    self.optimizer.name()
+                ),
+            ));
+        }
+        // Everything else is validated; the optimizer goes last since it can
+        // still refuse. Its schedules must give the saved hyper-parameters at
+        // the saved step, or the continued run would not be the saved one.
+        let previous = self.optimizer.state();
+        self.optimizer.set_state(&record.optimizer)?;
+        let own = self.optimizer.state().hyperparameters;
+        let saved = &record.optimizer.hyperparameters;
+        let same = own.len() == saved.len()
+            && own
+                .iter()
+                .zip(saved)
+                .all(|((n1, v1), (n2, v2))| n1 == n2 && v1.to_bits() == v2.to_bits());
+        if !same {
+            self.optimizer.set_state(&previous)?;
+            return Err(bad(
+                path,
+                format!(
+                    "the checkpoint's optimizer hyper-parameters at step {} are {saved:?}, this trainer's optimizer \
+                     gives {own:?} there",
+                    record.optimizer.step
+                ),
+            ));
+        }
+        self.model = model;
+        self.step = record.step;
+        self.history = record.history;
+        self.run = Some(RunState {
+            space: record.space,
+            fingerprint: record.fingerprint,
+            initial_weights: record.initial_weights,
+        });
+        Ok(())
+    }
+}

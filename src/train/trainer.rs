@@ -1,0 +1,363 @@
+//! [`Trainer`]: its parts, options, builder methods and the entry points
+//! [`Trainer::run`] and [`Trainer::run_with`]; the loop itself is in
+//! `steps.rs`.
+
+use nalgebra::{DMatrix, DVector};
+
+use super::{
+    auto_parameterization, data_fingerprint, Control, History, Observer, Parameterization, StepInfo, TrainOptions,
+};
+use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
+
+/// The coordinates the optimizer of a started run works in, with what it
+/// keeps between calls.
+#[derive(Clone)]
+pub(super) enum Space<T: Float> {
+    /// The weights W: the model's own matrix is the optimizer's parameter.
+    Weight,
+    /// The coefficients B (m × n) of W = W_0 + B X.
+    Kernel {
+        /// B_t.
+        coefficients: DMatrix<T>,
+    },
+}
+
+impl<T: Float> Space<T> {
+    /// A new run's coordinates: B_0 = 0 in kernel space.
+    pub(super) fn new(parameterization: Parameterization, m: usize, n: usize) -> Self {
+        match parameterization {
+            Parameterization::Kernel => Space::Kernel {
+                coefficients: DMatrix::zeros(m, n),
+            },
+            _ => Space::Weight,
+        }
+    }
+
+    /// `Weight` or `Kernel` (never `Auto`).
+    pub(super) fn parameterization(&self) -> Parameterization {
+        match self {
+            Space::Weight => Parameterization::Weight,
+            Space::Kernel { .. } => Parameterization::Kernel,
+        }
+    }
+}
+
+/// What a started run keeps between calls to [`Trainer::run`] (and what a
+/// checkpoint saves besides model, optimizer and history).
+pub(super) struct RunState<T: Float> {
+    pub(super) space: Space<T>,
+    /// [`data_fingerprint`] of the run's data.
+    pub(super) fingerprint: u64,
+    /// W_0.
+    pub(super) initial_weights: DMatrix<T>,
+}
+
+/// Full-batch training of a [`TwoLayerReLU`] with any [`Optimizer`].
+///
+/// Build it with [`Trainer::new`] and the builder methods, then call
+/// [`Trainer::run`]. `run` continues from where the previous call (or a
+/// loaded checkpoint) stopped, up to [`Trainer::max_steps`] steps in all, on
+/// the same data.
+///
+/// Stopping rules, checked after each loss is recorded, in this order:
+/// divergence (a non-finite loss, or a loss above
+/// [`Trainer::divergence_factor`] times the initial loss: an
+/// [`Error::Diverged`] carrying the history up to the divergent loss; the
+/// trainer itself — parameters, optimizer state, step count and history — is
+/// rolled back exactly to the last step whose loss was acceptable, by
+/// replaying the call's steps from its start, so nothing is copied per
+/// step), the target losses, the observers, the step budget.
+///
+/// Same seed, same data, same options: bit-identical losses and
+/// diagnostics, for any number of GEMM threads
+/// ([`crate::set_gemm_threads`]).
+pub struct Trainer<T: Float, O> {
+    pub(super) model: TwoLayerReLU<T>,
+    pub(super) optimizer: O,
+    pub(super) options: TrainOptions,
+    pub(super) observers: Vec<Box<dyn Observer + Send>>,
+    pub(super) evaluation: Option<(DMatrix<T>, DVector<T>)>,
+    pub(super) history: History,
+    pub(super) step: usize,
+    /// Set by the first call to `run` (or a loaded checkpoint).
+    pub(super) run: Option<RunState<T>>,
+}
+
+impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
+    /// A trainer for `model` with `optimizer`. Defaults: 100 steps,
+    /// [`Parameterization::Auto`], no target loss, divergence above 1e6 times
+    /// the initial loss, diagnostics every 10 steps with NTK drift tracked.
+    pub fn new(model: TwoLayerReLU<T>, optimizer: O) -> Self {
+        Trainer {
+            model,
+            optimizer,
+            options: TrainOptions::default(),
+            observers: Vec::new(),
+            evaluation: None,
+            history: History::default(),
+            step: 0,
+            run: None,
+        }
+    }
+
+    /// Replaces all options at once.
+    ///
+    /// # Errors
+    /// As [`TrainOptions::validate`].
+    pub fn with_options(mut self, options: TrainOptions) -> Result<Self> {
+        options.validate()?;
+        self.options = options;
+        Ok(self)
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &TrainOptions {
+        &self.options
+    }
+
+    /// Total number of optimizer steps the run may reach.
+    #[must_use = "a builder method returns the changed value"]
+    pub fn max_steps(mut self, steps: usize) -> Self {
+        self.options.max_steps = steps;
+        self
+    }
+
+    /// Sets the total step budget on an existing trainer (to continue a run).
+    pub fn set_max_steps(&mut self, steps: usize) {
+        self.options.max_steps = steps;
+    }
+
+    /// Weight space, kernel space, or the cheaper one (default).
+    #[must_use = "a builder method returns the changed value"]
+    pub fn parameterization(mut self, parameterization: Parameterization) -> Self {
+        self.options.parameterization = parameterization;
+        self
+    }
+
+    /// Stop once the loss is at most `loss`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] unless `loss` is finite and ≥ 0.
+    pub fn target_loss(self, loss: f64) -> Result<Self> {
+        self.with_option(|o| o.target_loss = Some(loss))
+    }
+
+    /// Stop once the loss is at most `fraction` times the initial loss.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] unless `fraction` is finite and ≥ 0.
+    pub fn target_relative_loss(self, fraction: f64) -> Result<Self> {
+        self.with_option(|o| o.target_relative_loss = Some(fraction))
+    }
+
+    /// A loss above `factor` times the initial loss counts as divergence
+    /// (default 1e6).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] unless `factor` > 1.
+    pub fn divergence_factor(self, factor: f64) -> Result<Self> {
+        self.with_option(|o| o.divergence_factor = factor)
+    }
+
+    /// Applies `set` to the options and validates them.
+    fn with_option(mut self, set: impl FnOnce(&mut TrainOptions)) -> Result<Self> {
+        let mut options = self.options.clone();
+        set(&mut options);
+        options.validate()?;
+        self.options = options;
+        Ok(self)
+    }
+
+    /// Record [`Diagnostics`] every `every` steps, at step 0 and at the step
+    /// where a run ends without error (budget, target loss or observer); 0
+    /// turns them off. Default 10.
+    #[must_use = "a builder method returns the changed value"]
+    pub fn diagnostics_every(mut self, every: usize) -> Self {
+        self.options.diagnostics_every = every;
+        self
+    }
+
+    /// Whether the diagnostics include the NTK drift. It needs K = X Xᵀ and
+    /// two n × n Gram matrices, and costs about n² m / 64 popcount operations
+    /// per diagnostic. Default true; it is skipped (recorded as `None`) for
+    /// more than [`NTK_DRIFT_MAX_SAMPLES`] samples, where the n × n matrices
+    /// would dominate memory.
+    #[must_use = "a builder method returns the changed value"]
+    pub fn track_ntk_drift(mut self, track: bool) -> Self {
+        self.options.track_ntk_drift = track;
+        self
+    }
+
+    /// Adds an observer, called after each recorded loss of every later
+    /// [`run`](Self::run). It is owned by the trainer, so it must be `Send`
+    /// (the trainer stays `Send`) and `'static`; an observer that borrows
+    /// from the caller goes to [`run_with`](Self::run_with) instead.
+    #[must_use = "a builder method returns the changed value"]
+    pub fn observer(mut self, observer: impl Observer + Send + 'static) -> Self {
+        self.observers.push(Box::new(observer));
+        self
+    }
+
+    /// A held-out evaluation set (`x_test`: one sample per row, same input
+    /// dimension as the model; `y_test`: one target per row). At the
+    /// diagnostics cadence the run records its loss
+    /// ½ Σ_i (f(W_t; x_i) − y_i)² ([`Diagnostics::test_loss`]) and its sign
+    /// accuracy, the fraction of samples with f(W_t; x_i)·y_i > 0
+    /// ([`Diagnostics::test_accuracy`]). It does not influence training.
+    ///
+    /// Cost per diagnostic: 2 m d n_test flops in weight space, 2 m n n_test
+    /// in kernel space (with X X_testᵀ and W_0 X_testᵀ formed once per call).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] or [`Error::NonFinite`], naming "evaluation
+    /// set x_test" or "y_test", for inputs of another dimension than the
+    /// model's, no rows, targets of another count, or NaN and infinities.
+    pub fn evaluation_set(mut self, x_test: DMatrix<T>, y_test: DVector<T>) -> Result<Self> {
+        self.model
+            .check_inputs(&x_test)
+            .map_err(|e| e.context("evaluation set x_test"))?;
+        TwoLayerReLU::check_targets(&y_test, x_test.nrows()).map_err(|e| e.context("evaluation set y_test"))?;
+        self.evaluation = Some((x_test, y_test));
+        Ok(self)
+    }
+
+    /// The model (its weights are those of the last completed step).
+    pub fn model(&self) -> &TwoLayerReLU<T> {
+        &self.model
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &O {
+        &self.optimizer
+    }
+
+    /// The trained model.
+    pub fn into_model(self) -> TwoLayerReLU<T> {
+        self.model
+    }
+
+    /// Everything recorded so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Steps taken so far.
+    pub fn steps_taken(&self) -> usize {
+        self.step
+    }
+
+    /// The parameterization in use once a run has started (never `Auto`).
+    pub fn resolved_parameterization(&self) -> Option<Parameterization> {
+        self.run.as_ref().map(|r| r.space.parameterization())
+    }
+
+    /// Resolves the parameterization and fixes the run's data at step 0, or
+    /// checks that a continued run keeps them.
+    fn prepare_run(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<()> {
+        let fingerprint = data_fingerprint(x, y);
+        let (n, m, d) = (x.nrows(), self.model.width(), self.model.input_dim());
+        let wanted = match self.options.parameterization {
+            Parameterization::Kernel if !self.optimizer.is_linear() => {
+                return Err(Error::Unsupported(format!(
+                    "kernel-space training with optimizer \"{}\", which does not declare itself linear in the \
+                     gradients (Optimizer::is_linear); use Parameterization::Weight",
+                    self.optimizer.name()
+                )))
+            }
+            Parameterization::Auto if !self.optimizer.is_linear() => Parameterization::Weight,
+            Parameterization::Auto => auto_parameterization(n, m, d, self.options.max_steps.saturating_sub(self.step)),
+            p => p,
+        };
+        let Some(run) = &self.run else {
+            self.run = Some(RunState {
+                space: Space::new(wanted, m, n),
+                fingerprint,
+                initial_weights: self.model.weights().clone(),
+            });
+            return Ok(());
+        };
+        if let Space::Kernel { coefficients } = &run.space {
+            if coefficients.shape() != (m, n) {
+                return Err(Error::shape(
+                    "kernel-space coefficients B of the run",
+                    format!("{m} x {n} (width x samples)"),
+                    format!("{} x {}", coefficients.nrows(), coefficients.ncols()),
+                ));
+            }
+        }
+        if run.fingerprint != fingerprint {
+            return Err(Error::Unsupported(
+                "continuing a run on different data: the run's initial state and history refer to the data \
+                 of its first step; start a new Trainer"
+                    .into(),
+            ));
+        }
+        let started = run.space.parameterization();
+        if self.options.parameterization != Parameterization::Auto && self.options.parameterization != started {
+            return Err(Error::Unsupported(format!(
+                "switching a started run from {started} space to {} space (the optimizer state lives in the \
+                 coordinates of the first); start a new Trainer",
+                self.options.parameterization
+            )));
+        }
+        Ok(())
+    }
+
+    /// Trains on `x` (n × d, one sample per row) and `y` (n targets) until a
+    /// stopping rule fires, and returns the history of the whole run.
+    ///
+    /// # Errors
+    /// Shapes that disagree with each other or with the model, non-finite
+    /// data, invalid options, a parameterization the optimizer does not
+    /// support, data other than that of the run being continued, any
+    /// optimizer error, and [`Error::Diverged`] (carrying the history; the
+    /// trainer is rolled back to its last acceptable step, or to the start of
+    /// this call if its first loss already diverged).
+    pub fn run(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<History> {
+        self.run_with(x, y, &mut |_: &StepInfo<'_>| Control::Continue)
+    }
+
+    /// [`run`](Self::run) with one more observer for this call only, called
+    /// after the trainer's own observers. It may borrow from the caller (no
+    /// `'static` or `Send` bound):
+    ///
+    /// ```
+    /// use nalgebra::{DMatrix, DVector};
+    /// use ntk_momentum::train::{Control, StepInfo};
+    /// use ntk_momentum::{HeavyBall, Trainer, TwoLayerReLU};
+    ///
+    /// let x = DMatrix::from_fn(6, 3, |i, k| ((i * 3 + k) as f64).cos());
+    /// let x = DMatrix::from_rows(&x.row_iter().map(|r| r / r.norm()).collect::<Vec<_>>());
+    /// let y = DVector::from_fn(6, |i, _| if i % 3 == 0 { 1.0 } else { -1.0 });
+    /// let mut trainer = Trainer::new(TwoLayerReLU::new(3, 128, 0)?, HeavyBall::new(0.5, 0.5)?).max_steps(20);
+    /// let mut every_fifth = Vec::new();
+    /// trainer.run_with(&x, &y, &mut |info: &StepInfo| {
+    ///     if info.step % 5 == 0 {
+    ///         every_fifth.push(info.loss);
+    ///     }
+    ///     Control::Continue
+    /// })?;
+    /// assert_eq!(every_fifth.len(), 5);
+    /// assert!(every_fifth[4] < every_fifth[0]);
+    /// # Ok::<(), ntk_momentum::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_with(&mut self, x: &DMatrix<T>, y: &DVector<T>, observer: &mut dyn Observer) -> Result<History> {
+        self.model.check_inputs(x)?;
+        TwoLayerReLU::check_targets(y, x.nrows())?;
+        self.options.validate()?;
+        self.prepare_run(x, y)?;
+        self.history.clear_stop();
+        let result = self.run_loop(x, y, observer);
+        for o in &mut self.observers {
+            o.finish(&self.history);
+        }
+        observer.finish(&self.history);
+        result.map(|stop| {
+            self.history.set_stop(stop);
+            self.history.clone()
+        })
+    }
+}
