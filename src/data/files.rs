@@ -11,7 +11,7 @@ pub(super) fn check_dir(dir: &Path) -> Result<()> {
     if !meta.is_dir() {
         return Err(Error::io(
             dir,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a directory"),
+            std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         ));
     }
     Ok(())
@@ -23,7 +23,7 @@ pub(super) fn read_regular_file(path: &Path) -> Result<Vec<u8>> {
     if meta.is_dir() {
         return Err(Error::io(
             path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory, expected a file"),
+            std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory, expected a file"),
         ));
     }
     std::fs::read(path).map_err(|e| Error::io(path, e))

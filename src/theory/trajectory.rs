@@ -119,6 +119,21 @@ fn initial_coordinates(eigenvalues: &[f64], eigenvectors: &DMatrix<f64>, xi0: &D
     Ok(eigenvectors.tr_mul(xi0).as_slice().to_vec())
 }
 
+/// The checked recursion and the initial eigen-coordinates c_0 = Vᵀ ξ_0 of
+/// both trajectory functions.
+fn start<'a>(
+    method: Method,
+    lr: Schedule,
+    momentum: Schedule,
+    eigenvalues: &'a [f64],
+    eigenvectors: &DMatrix<f64>,
+    xi0: &DVector<f64>,
+    steps: usize,
+) -> Result<(ModeRecursion<'a>, Vec<f64>)> {
+    let c0 = initial_coordinates(eigenvalues, eigenvectors, xi0)?;
+    Ok((ModeRecursion::new(method, lr, momentum, eigenvalues, steps)?, c0))
+}
+
 /// The predicted loss trajectory ½‖ξ_t‖², t = 0..=`steps` (entry 0 is the
 /// initial loss, as in [`crate::History::losses`]), for plotting against a
 /// measured run.
@@ -188,9 +203,16 @@ pub fn predicted_losses(
     xi0: &DVector<f64>,
     steps: usize,
 ) -> Result<Vec<f64>> {
-    let mut current = initial_coordinates(eigenvalues, eigenvectors, xi0)?;
+    let (recursion, mut current) = start(
+        method,
+        lr.into(),
+        momentum.into(),
+        eigenvalues,
+        eigenvectors,
+        xi0,
+        steps,
+    )?;
     let mut previous = current.clone();
-    let recursion = ModeRecursion::new(method, lr.into(), momentum.into(), eigenvalues, steps)?;
     let half_square = |c: &[f64]| 0.5 * c.iter().map(|v| v * v).sum::<f64>();
     let mut losses = Vec::with_capacity(steps + 1);
     losses.push(half_square(&current));
@@ -236,11 +258,10 @@ pub fn predicted_residuals(
     xi0: &DVector<f64>,
     steps: usize,
 ) -> Result<Vec<DVector<f64>>> {
-    let mut current = initial_coordinates(eigenvalues, eigenvectors, xi0)?;
-    let mut previous = current.clone();
-    let (lr, momentum) = (lr.into(), momentum.into());
+    let lr = lr.into();
     let first_lr = lr.value(0);
-    let recursion = ModeRecursion::new(method, lr, momentum, eigenvalues, steps)?;
+    let (recursion, mut current) = start(method, lr, momentum.into(), eigenvalues, eigenvectors, xi0, steps)?;
+    let mut previous = current.clone();
     let mut residuals = Vec::with_capacity(steps + 1);
     residuals.push(eigenvectors * DVector::from_column_slice(&current));
     for t in 0..steps {
