@@ -1,34 +1,12 @@
 //! Tests of the training loop: both parameterizations, an independent
 //! reference implementation, stopping rules, checkpoints, determinism.
 
+mod support;
+
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::train::{Control, Parameterization, StepInfo, Stop, Trainer};
 use ntk_momentum::{Error, GradientDescent, HeavyBall, Nesterov, Optimizer, TwoLayerReLU};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-fn unit_rows(n: usize, d: usize, seed: u64) -> DMatrix<f64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut x = DMatrix::from_fn(n, d, |_, _| rng.random_range(-1.0..1.0));
-    for mut row in x.row_iter_mut() {
-        let norm = row.norm();
-        row /= norm;
-    }
-    x
-}
-
-fn labels(n: usize, seed: u64) -> DVector<f64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    DVector::from_fn(n, |_, _| if rng.random_bool(0.5) { 1.0 } else { -1.0 })
-}
-
-fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1e-300))
-        .fold(0.0, f64::max)
-}
+use support::{labels, max_rel_diff, unit_rows};
 
 #[derive(Clone, Copy, Debug)]
 enum Method {

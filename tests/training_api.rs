@@ -3,6 +3,8 @@
 //! `Send` trainers on two threads, call-scoped observers, evaluation sets,
 //! options, and serde of the run records.
 
+mod support;
+
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::optim::Schedule;
 use ntk_momentum::theory::{predicted_losses, Method};
@@ -10,25 +12,7 @@ use ntk_momentum::train::{Control, Parameterization, StepInfo, TrainOptions, Tra
 use ntk_momentum::{GradientDescent, HeavyBall, Nesterov, Optimizer, TwoLayerReLU};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn unit_rows(n: usize, d: usize, seed: u64) -> DMatrix<f64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let x = DMatrix::from_fn(n, d, |_, _| rng.random_range(-1.0..1.0));
-    DMatrix::from_rows(&x.row_iter().map(|r| r / r.norm()).collect::<Vec<_>>())
-}
-
-fn labels(n: usize, seed: u64) -> DVector<f64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    DVector::from_fn(n, |_, _| if rng.random_bool(0.5) { 1.0 } else { -1.0 })
-}
-
-fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1e-300))
-        .fold(0.0, f64::max)
-}
+use support::{labels, max_rel_diff, unit_rows};
 
 fn cosine() -> Schedule {
     Schedule::cosine(0.6, 0.05, 100).unwrap()
