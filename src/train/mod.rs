@@ -1,5 +1,5 @@
-//! The full-batch training loop: [`Trainer`] ties a [`TwoLayerReLU`] and any
-//! [`Optimizer`] together.
+//! The full-batch training loop: [`Trainer`] ties a [`TwoLayerReLU`](crate::TwoLayerReLU) and any
+//! [`Optimizer`](crate::Optimizer) together.
 //!
 //! # Two exact parameterizations
 //!
@@ -18,7 +18,7 @@
 //! counts plus the set-up (K, P_0, and forming W at the end). The two agree
 //! to rounding (the test suite checks 1e-9 relative over 100 steps). Kernel
 //! space is exact only for optimizers whose update is linear in the
-//! gradients ([`Optimizer::is_linear`]: GD, heavy ball, Nesterov); for any
+//! gradients ([`Optimizer::is_linear`](crate::Optimizer::is_linear): GD, heavy ball, Nesterov); for any
 //! other optimizer `Kernel` is refused with [`Error::Unsupported`] and `Auto`
 //! uses weight space.
 //!

@@ -168,7 +168,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         Ok(self)
     }
 
-    /// Record [`Diagnostics`] every `every` steps, at step 0 and at the step
+    /// Record [`Diagnostics`](crate::Diagnostics) every `every` steps, at step 0 and at the step
     /// where a run ends without error (budget, target loss or observer); 0
     /// turns them off. Default 10.
     #[must_use = "a builder method returns the changed value"]
@@ -180,7 +180,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// Whether the diagnostics include the NTK drift. It needs K = X Xᵀ and
     /// two n × n Gram matrices, and costs about n² m / 64 popcount operations
     /// per diagnostic. Default true; it is skipped (recorded as `None`) for
-    /// more than [`NTK_DRIFT_MAX_SAMPLES`] samples, where the n × n matrices
+    /// more than [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES) samples, where the n × n matrices
     /// would dominate memory.
     #[must_use = "a builder method returns the changed value"]
     pub fn track_ntk_drift(mut self, track: bool) -> Self {
@@ -201,9 +201,9 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// A held-out evaluation set (`x_test`: one sample per row, same input
     /// dimension as the model; `y_test`: one target per row). At the
     /// diagnostics cadence the run records its loss
-    /// ½ Σ_i (f(W_t; x_i) − y_i)² ([`Diagnostics::test_loss`]) and its sign
+    /// ½ Σ_i (f(W_t; x_i) − y_i)² ([`Diagnostics::test_loss`](crate::Diagnostics::test_loss)) and its sign
     /// accuracy, the fraction of samples with f(W_t; x_i)·y_i > 0
-    /// ([`Diagnostics::test_accuracy`]). It does not influence training.
+    /// ([`Diagnostics::test_accuracy`](crate::Diagnostics::test_accuracy)). It does not influence training.
     ///
     /// Cost per diagnostic: 2 m d n_test flops in weight space, 2 m n n_test
     /// in kernel space (with X X_testᵀ and W_0 X_testᵀ formed once per call).
