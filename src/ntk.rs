@@ -126,6 +126,52 @@ impl Spectrum {
     }
 }
 
+/// The smallest and largest eigenvalue of a symmetric matrix (see
+/// [`extreme_eigenvalues`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ExtremeEigenvalues {
+    /// λ_min.
+    pub lambda_min: f64,
+    /// λ_max.
+    pub lambda_max: f64,
+}
+
+/// λ_min and λ_max of the symmetric matrix `h` without a full
+/// eigendecomposition once it is large: a dense solver up to order 128,
+/// beyond it the Lanczos iteration with full re-orthogonalization on products
+/// `h v` (O(n²) each; it stops when both Ritz values have a residual bound
+/// ≤ 1e-10 · λ_max, after at most 1000 products). Computed in `f64`.
+///
+/// # Errors
+/// As [`Spectrum::of`].
+///
+/// # Examples
+/// ```
+/// use nalgebra::DMatrix;
+/// use ntk_momentum::ntk::{extreme_eigenvalues, Spectrum};
+///
+/// // A 300 x 300 matrix with eigenvalues 1, 2, ..., 300 in a rotated basis.
+/// let n = 300;
+/// let q = DMatrix::<f64>::from_fn(n, n, |i, j| ((i * 7 + j * 13) % 17) as f64 - 8.0).qr().q();
+/// let h = &q * DMatrix::from_diagonal(&nalgebra::DVector::from_fn(n, |i, _| (i + 1) as f64)) * q.transpose();
+/// let e = extreme_eigenvalues(&h)?;
+/// assert!((e.lambda_min - 1.0).abs() < 1e-8 && (e.lambda_max - 300.0).abs() < 1e-8);
+/// # Ok::<(), ntk_momentum::Error>(())
+/// ```
+pub fn extreme_eigenvalues<T: Float>(h: &DMatrix<T>) -> Result<ExtremeEigenvalues> {
+    if h.nrows() != h.ncols() || h.nrows() == 0 {
+        return Err(Error::shape(
+            "Gram matrix",
+            "square and non-empty",
+            format!("{} x {}", h.nrows(), h.ncols()),
+        ));
+    }
+    check_finite_matrix("Gram matrix", h)?;
+    let (lambda_min, lambda_max) = crate::linalg::symmetric_extremes(h).unwrap_or((f64::NAN, f64::NAN));
+    Ok(ExtremeEigenvalues { lambda_min, lambda_max })
+}
+
 /// Eigen-decomposition of a symmetric matrix `h = V diag(λ) Vᵀ`, eigenvalues
 /// ascending, eigenvectors as the columns of `V` (computed in `f64`).
 ///

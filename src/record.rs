@@ -43,6 +43,13 @@ pub struct Diagnostics {
     /// NTK drift ‖H(W_t) − H(W_0)‖_F / ‖H(W_0)‖_F (`None` when the Gram
     /// matrix was not tracked).
     pub ntk_drift: Option<f64>,
+    /// λ_min of H(W_t) (`None` when the Gram matrix was not tracked). Its
+    /// fall during training is what turns a momentum tuned at λ_min(H(W_0))
+    /// overdamped; the Frobenius drift cannot show it (see
+    /// [`crate::theory::regime`]).
+    pub ntk_lambda_min: Option<f64>,
+    /// λ_max of H(W_t) (`None` when the Gram matrix was not tracked).
+    pub ntk_lambda_max: Option<f64>,
     /// Loss ½ Σ_i (f(W_t; x_i) − y_i)² on the evaluation set
     /// ([`crate::Trainer::evaluation_set`]; `None` without one).
     pub test_loss: Option<f64>,

@@ -55,7 +55,7 @@
 //! ρ²ᵗ. GD is HB (or NAG) with β = 0: its polynomial z² − (1 − ηλ) z has the
 //! extra root 0.
 //!
-//! # Why NAG damps more: the product of the roots
+//! # Where the gradient correction damps more: the product of the roots
 //!
 //! The roots of z² − b z + c multiply to c (Vieta). When a mode is underdamped
 //! the roots are a complex-conjugate pair z, z̄, so |z|² = z z̄ = c:
@@ -65,11 +65,53 @@
 //! NAG: |z| = √(β (1 − ηλ))   for ((1 − β)/(1 + β))² < ηλ < 1
 //! ```
 //!
-//! Heavy ball's underdamped modes all decay at √β whatever their curvature;
+//! Heavy ball's underdamped modes all decay at √β whatever their curvature,
+//! and since its two moduli multiply to β, no HB mode decays faster than √β.
 //! NAG's gradient correction multiplies the momentum of each mode by
-//! (1 − ηλ), so at the same (η, β) every underdamped mode decays faster. When
-//! both methods are underdamped over the whole spectrum,
-//! rate(NAG) = √(β (1 − ηλ_min)) < √β = rate(HB).
+//! (1 − ηλ), so its underdamped modes decay faster than √β. Outside that
+//! range NAG's roots are real and the comparison can turn. At the same
+//! (η, β), NAG's largest root modulus is smaller than HB's exactly for
+//!
+//! ```text
+//! (1 − √β)² / (1 − √β + β)  <  ηλ  <  1 + √β / (1 + β + √β)
+//! ```
+//!
+//! (at the lower edge NAG's larger real root is √β, at the upper edge it is
+//! −√β). The lower edge lies just below ((1 − β)/(1 + β))²; the upper edge
+//! grows with β towards 4/3 and never exceeds it:
+//!
+//! ```text
+//! β      band where NAG's modulus < HB's    ((1 − β)/(1 + β))²
+//! 0.1    0.597   < ηλ < 1.223               0.669
+//! 0.5    0.108   < ηλ < 1.320               0.111
+//! 0.9    0.00277 < ηλ < 1.333               0.00277
+//! ```
+//!
+//! Below the band, on the flattest modes, which set the asymptotic rate,
+//! NAG's modulus is *larger* than HB's, and above it too (NAG also turns
+//! unstable first, at ηλ = 2(1 + β)/(1 + 2β) against 2(1 + β) for HB).
+//! When NAG is underdamped over the whole spectrum,
+//! rate(NAG) = √(β (1 − ηλ_min)) < √β ≤ rate(HB). For the rates this
+//! means, with q = 1/√κ:
+//!
+//! - At the shared tuning η = 1/λ_max, β = (√κ − 1)/(√κ + 1), NAG is
+//!   critically damped at λ_min with rate 1 − q, and HB is underdamped over
+//!   the whole spectrum with rate √β = √((1 − q)/(1 + q)). HB needs
+//!   ln(1 − q) / ln √((1 − q)/(1 + q)) ≈ 1 + q/2 times NAG's steps
+//!   asymptotically: 1.048 at κ = 110, 1.014 at κ = 1.2e3, 1.003 at
+//!   κ = 3.4e4. Larger measured speed-ups to 1e-1 or 1e-2 of L_0 come from
+//!   the transient: the stiff modes (ηλ near 1) lie inside the band, where
+//!   the correction damps them far more (NAG's modulus goes to 0 at ηλ = 1,
+//!   HB's stays √β), and they can carry much of ‖ξ_0‖².
+//! - With β = 0.9 fixed and η = 1/λ_max, ηλ_min = 1/κ leaves the band for
+//!   κ > 361.2, and then HB's rate is the better one: at κ = 500 HB has
+//!   0.97352 and NAG 0.97444 (NAG needs 1.037 times HB's steps), at
+//!   κ = 1000 0.98887 against 0.98900. Below κ = 361.2 NAG's is better (at
+//!   κ = 100: 0.94393 against HB's 0.94868, the example below).
+//! - With each method at its own asymptotic optimum (Polyak's HB tuning
+//!   against the quadratic-optimal NAG tuning, see the table below), HB is
+//!   faster: NAG needs 1.64 times HB's steps at κ = 110, 1.70 at κ = 1.2e3,
+//!   1.73 at κ = 3.4e4, tending to √3 for large κ.
 //!
 //! # The high-resolution ODE reading
 //!
@@ -86,8 +128,13 @@
 //! On a quadratic, along an eigendirection of curvature λ, the friction is
 //! 2√μ for HB but 2√μ + √s λ for NAG: stiff (large-λ) modes are damped in
 //! proportion to their curvature, just as the discrete modulus
-//! √(β (1 − ηλ)) shrinks with λ. For the squared loss the Hessian
-//! JᵀJ has the same nonzero eigenvalues as H.
+//! √(β (1 − ηλ)) shrinks with λ. The slowest mode (λ = μ) decays at √μ under
+//! both ODEs: its roots are −√μ ± i μ^(3/4) s^(1/4) for HB and −√μ,
+//! −√μ − √s μ for NAG. The friction 2√μ is shared and the extra √s λ term
+//! matters for the stiff modes, so the separation the ODEs show is in the
+//! stiff modes, not in the asymptotic rate (as for the discrete rates 1 − q
+//! and √((1 − q)/(1 + q)) above, which agree to first order in q). For the
+//! squared loss the Hessian JᵀJ has the same nonzero eigenvalues as H.
 //!
 //! # Stability and tuned parameters
 //!
@@ -159,8 +206,9 @@
 //!
 //! let hb = theory::rate(Method::HeavyBall, lr, momentum, &eigenvalues)?;
 //! let nag = theory::rate(Method::Nesterov, lr, momentum, &eigenvalues)?;
-//! // Every mode is underdamped: HB decays at sqrt(beta), NAG at
-//! // sqrt(beta (1 - lr lambda_min)).
+//! // HB is underdamped on every mode and decays at sqrt(beta). NAG is
+//! // underdamped on every mode but lambda = 1 (lr lambda = 1 makes both of
+//! // its roots 0) and decays at sqrt(beta (1 - lr lambda_min)).
 //! assert!((hb - 0.9_f64.sqrt()).abs() < 1e-15);
 //! assert!((nag - (0.9_f64 * 0.99).sqrt()).abs() < 1e-15);
 //!
@@ -173,10 +221,12 @@
 //!
 //! # References
 //!
-//! - S. Liu, Y. Tao, Z. Li, Z. Zhan, D. Wang, S. J. Pan, "Provable
+//! - X. Liu, W. Tao, W. Li, D. Zhan, J. Wang, Z. Pan, "Provable
 //!   Acceleration of Nesterov's Accelerated Gradient Method over Heavy Ball
 //!   Method in Training Over-Parameterized Neural Networks", IJCAI 2024,
-//!   arXiv:2208.03941.
+//!   arXiv:2208.03941. Its theorems are upper bounds whose constants this
+//!   crate does not reproduce (they were not available to us); the crate
+//!   compares runs with the exact linearized prediction instead.
 //! - L. Lessard, B. Recht, A. Packard, "Analysis and Design of Optimization
 //!   Algorithms via Integral Quadratic Constraints", SIAM J. Optim. 26(1),
 //!   2016 (rates and tunings on quadratics).
@@ -190,12 +240,16 @@
 //!   Optimizes Over-parameterized Neural Networks", ICLR 2019,
 //!   arXiv:1810.02054.
 
+mod levels;
 mod measure;
 mod modes;
+mod regime;
 mod trajectory;
 mod tuning;
 
+pub use levels::{best_tuning, BestTuning, ModalResidual, StepPrediction};
 pub use measure::{compare, measured_rate, measured_rate_of_history, speedup, Comparison, RateFit};
+pub use regime::{regime, Regime, REGIME_FIT_WINDOW};
 pub use modes::{damping, max_stable_lr, rate, roots, Damping};
 pub use trajectory::{predicted_losses, predicted_residuals};
 pub use tuning::{predicted_speedup, steps_to_loss_fraction, steps_to_reach, tune, Tuning, TuningRule};

@@ -68,6 +68,9 @@ pub struct Experiment {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Skip the runs of HB and NAG at their own best tunings.
+    #[arg(long)]
+    pub no_tuning: bool,
 }
 
 impl Experiment {

@@ -17,7 +17,10 @@ use ntk_momentum::Float;
 
 use cli::{CifarArgs, Download, Dtype, Experiment, SubsetArgs};
 use problem::{hyperparameters, problem};
-use report::{out_dir, report, spectra_report, train_one, write_csv, FIT_LOWER, FIT_UPPER};
+use report::{
+    claims_report, levels_report, out_dir, race, regime_report, report, spectra_report, train_one, train_tuned, write_csv,
+    FIT_LOWER, FIT_UPPER, LEVELS,
+};
 
 /// The examples' result type: any error, printed as one line.
 pub type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -34,6 +37,10 @@ pub fn exit_on_error(result: AnyResult<()>) {
         std::process::exit(2);
     }
 }
+
+/// Stability margin of the best-tuning search: lr * lambda_max at most 90 %
+/// of the method's stability limit.
+pub const TUNING_MARGIN: f64 = 0.1;
 
 /// Runs one `*_subset` experiment end to end (CIFAR-10 with `--download`).
 pub fn subset_experiment(dataset: Dataset, example: &str) {
@@ -79,6 +86,54 @@ fn subset<T: Float>(dataset: Dataset, example: &str, args: &Experiment, fetch: O
          whole trajectory fitted over the same window as rate meas, the rate fitted to the measured losses between \
          {FIT_UPPER:.0e} and {FIT_LOWER:.0e} of the initial loss."
     );
+    println!();
+    print!("{}", levels_report(&p, &results, args.steps)?);
+    let by = |m: Method| results.iter().position(|r| r.method == m);
+    if let (Some(h), Some(n)) = (by(Method::HeavyBall), by(Method::Nesterov)) {
+        let (hb, nag) = (&results[h], &results[n]);
+        if let Ok(sp) = theory::predicted_speedup(hb.predicted_rate, nag.predicted_rate) {
+            println!(
+                "Predicted asymptotic NAG-over-HB speed-up at the shared tuning: ln(rho_NAG) / ln(rho_HB) = {sp:.3} \
+                 (rho_HB {:.5}, rho_NAG {:.5}; exponents 1 - rho {:.4e} and {:.4e}).",
+                hb.predicted_rate,
+                nag.predicted_rate,
+                1.0 - hb.predicted_rate,
+                1.0 - nag.predicted_rate
+            );
+        }
+        println!("Shared tuning, HB vs NAG (isolates the gradient correction):");
+        print!("{}", race(hb, nag, &p.residual, args.steps)?);
+    }
+    println!();
+    print!("{}", regime_report(&results));
+    println!();
+    print!("{}", claims_report(&results, &p.residual, args.steps)?);
+    if !args.no_tuning && by(Method::HeavyBall).is_some() && by(Method::Nesterov).is_some() {
+        let level = LEVELS[LEVELS.len() - 1];
+        let mut tuned = Vec::new();
+        for m in [Method::HeavyBall, Method::Nesterov] {
+            let t = theory::best_tuning(m, &p.residual, level, args.steps, TUNING_MARGIN)?;
+            println!(
+                "{}* = {} at its own best tuning for {level:.0e} of L_0 within {} steps (stability margin {:.0} %): \
+                 lr = {:.4e} (lr * lambda_max = {:.3}), momentum = {:.6}, predicted {} steps, rho = {:.5}",
+                short(m),
+                m,
+                args.steps,
+                100.0 * TUNING_MARGIN,
+                t.lr,
+                t.lr * p.spectrum.lambda_max,
+                t.momentum,
+                t.steps.map_or("> budget".into(), |s| s.to_string()),
+                t.rate
+            );
+            tuned.push(train_tuned(&p, &t, args)?);
+        }
+        print!("{}", levels_report(&p, &tuned, args.steps)?);
+        println!("Each at its own best tuning, HB* vs NAG*:");
+        print!("{}", race(&tuned[0], &tuned[1], &p.residual, args.steps)?);
+        print!("{}", regime_report(&tuned));
+        results.extend(tuned);
+    }
     write_csv(&out.join("history.csv"), &results)?;
     plot::loss_svg(&out.join("loss.svg"), &p.title, &results)?;
     println!(

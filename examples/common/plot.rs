@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::report::RunResult;
+use super::report::{RunResult, FIT_LOWER, FIT_UPPER};
 use super::{short, AnyResult};
 
 /// Points of one line.
@@ -26,21 +27,52 @@ fn positive(points: impl Iterator<Item = (usize, f64)>) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Log-scale loss against step: a solid line per optimizer (measured) and a
-/// dashed one (the linearized NTK prediction from H(W_0)).
+/// The line of `losses` inside a log axis whose lower limit is `floor`: it
+/// ends where the losses first drop below the floor (at the crossing,
+/// interpolated in log space) or stop being finite. plotters would otherwise
+/// clamp the points below the axis onto it and draw them along the floor.
+fn above_floor(losses: &[f64], floor: f64) -> Points {
+    let mut line = Points::new();
+    for (t, &l) in losses.iter().enumerate() {
+        let t = t as f64;
+        if l.is_nan() || l == f64::INFINITY {
+            break;
+        }
+        if l >= floor {
+            line.push((t, l));
+            continue;
+        }
+        if let Some(&(t0, l0)) = line.last() {
+            // ln(0) = -inf puts the crossing at t0 (a vertical drop).
+            let s = (l0.ln() - floor.ln()) / (l0.ln() - l.max(0.0).ln());
+            line.push((t0 + s * (t - t0), floor));
+        }
+        break;
+    }
+    line
+}
+
+/// Length of the legend samples in pixels; with dashes of 6 on, 4 off it
+/// shows three dashes.
+const LEGEND_LEN: i32 = 26;
+/// (dash, gap) in pixels of the NTK prediction lines.
+const DASH: (i32, i32) = (6, 4);
+/// (dot, gap) in pixels of the rate-fit window lines.
+const DOT: (i32, i32) = (2, 3);
+const WINDOW_COLOR: RGBColor = RGBColor(150, 150, 150);
+
+/// Log-scale loss against step: a solid line per optimizer (measured), a
+/// dashed one (the linearized NTK prediction from H(W_0)), both cut where
+/// they leave the plot at the bottom, and dotted grey lines at the edges of
+/// the window of loss levels the rates are fitted over.
 pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> AnyResult<()> {
-    let series: Vec<(String, RGBColor, Points, Points)> = results
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let measured = positive(r.history.losses().iter().copied().enumerate());
-            let predicted = positive(r.predicted_losses.iter().copied().enumerate());
-            (short(r.method), COLORS[i % COLORS.len()], measured, predicted)
-        })
-        .collect();
-    let all = series.iter().flat_map(|s| s.2.iter().chain(s.3.iter()));
+    let all = results.iter().flat_map(|r| {
+        let measured = r.history.losses().iter().copied().enumerate();
+        let predicted = r.predicted_losses.iter().copied().enumerate();
+        positive(measured.chain(predicted))
+    });
     let (mut lo, mut hi, mut tmax) = (f64::INFINITY, 0.0f64, 1.0f64);
-    for &(t, l) in all {
+    for (t, l) in all {
         lo = lo.min(l);
         hi = hi.max(l);
         tmax = tmax.max(t);
@@ -51,9 +83,29 @@ pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> AnyResult<()
     }
     let lo = lo.max(hi * 1e-16) * 0.5;
     let hi = hi * 2.0;
+    let series: Vec<(String, RGBColor, Points, Points)> = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let measured = above_floor(r.history.losses(), lo);
+            let predicted = above_floor(&r.predicted_losses, lo);
+            (short(r.method), COLORS[i % COLORS.len()], measured, predicted)
+        })
+        .collect();
+    // All runs start from the same network, so they share L_0.
+    let loss0 = results
+        .iter()
+        .filter_map(|r| r.history.losses().first().copied())
+        .find(|l| l.is_finite() && *l > 0.0);
+    let window: Vec<f64> = loss0
+        .into_iter()
+        .flat_map(|l0| [l0 * FIT_UPPER, l0 * FIT_LOWER])
+        .filter(|y| (lo..=hi).contains(y))
+        .collect();
+
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let title = if title.len() > 110 { &title[..110] } else { title };
+    let title = title.char_indices().nth(110).map_or(title, |(i, _)| &title[..i]);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 14))
         .margin(12)
@@ -68,21 +120,35 @@ pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> AnyResult<()
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()
         .map_err(|e| plot_error(path, e))?;
+    if !window.is_empty() {
+        let style = WINDOW_COLOR.stroke_width(1);
+        let lines = window
+            .iter()
+            .map(|&y| DashedPathElement::new(vec![(0.0, y), (tmax, y)], DOT.0, DOT.1, style));
+        chart
+            .draw_series(lines)
+            .map_err(|e| plot_error(path, e))?
+            .label(format!("rate-fit window ({FIT_UPPER:.0e} .. {FIT_LOWER:.0e} of L_0)"))
+            .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + LEGEND_LEN, y)], DOT.0, DOT.1, style));
+    }
     for (name, color, measured, predicted) in series {
         chart
             .draw_series(LineSeries::new(measured, color.stroke_width(2)))
             .map_err(|e| plot_error(path, e))?
             .label(format!("{name} (measured)"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + LEGEND_LEN, y)], color.stroke_width(2)));
         chart
-            .draw_series(DashedLineSeries::new(predicted, 6, 4, color.stroke_width(1)))
+            .draw_series(DashedLineSeries::new(predicted, DASH.0, DASH.1, color.stroke_width(1)))
             .map_err(|e| plot_error(path, e))?
             .label(format!("{name} (NTK prediction)"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1)));
+            .legend(move |(x, y)| {
+                DashedPathElement::new(vec![(x, y), (x + LEGEND_LEN, y)], DASH.0, DASH.1, color.stroke_width(1))
+            });
     }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerLeft)
+        .legend_area_size(LEGEND_LEN + 10)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::data::{binary_dataset, cifar10, embedded, idx, BinaryTask, Dataset, Images};
 use ntk_momentum::ntk::{eigendecomposition, infinite_width_gram, Spectrum};
+use ntk_momentum::theory::ModalResidual;
 use ntk_momentum::{Error, Float, TwoLayerReLU};
 
 use super::cli::{Download, Experiment};
@@ -72,6 +73,8 @@ pub struct Problem<T: Float> {
     pub eigenvectors: DMatrix<f64>,
     pub infinite: Spectrum,
     pub xi0: DVector<f64>,
+    /// ξ_0 in the eigenbasis of H(W_0) (projected once).
+    pub residual: ModalResidual,
     pub description: String,
     /// A one-line title for figures.
     pub title: String,
@@ -104,6 +107,7 @@ pub fn problem<T: Float>(
     let infinite = Spectrum::of(&infinite_width_gram(&x)?)?;
     let u0 = model.forward(&x)?;
     let xi0 = DVector::from_fn(n, |i, _| (u0[i] - y[i]).to_f64());
+    let residual = ModalResidual::project(&spectrum.eigenvalues, &eigenvectors, &xi0)?;
     let description = format!(
         "{what}; task {} ({} samples, d = {}{}); width m = {width}; {}",
         task.name(),
@@ -126,15 +130,30 @@ pub fn problem<T: Float>(
         eigenvectors,
         infinite,
         xi0,
+        residual,
         description,
         title,
     })
 }
 
+/// How far λ_min(H(W_t)) may fall below λ_min(H(W_0)) before the default
+/// momentum stops damping the slowest mode underdamped (see
+/// [`hyperparameters`]).
+pub const LAMBDA_MIN_MARGIN: f64 = 0.3;
+
 /// Step size and momentum: the flags, or the defaults from the spectrum,
 /// with a sentence saying which.
+///
+/// Default: η = 1/λ_max(H(W_0)) and β = (√κ' − 1)/(√κ' + 1) with κ' = κ/(1 −
+/// [`LAMBDA_MIN_MARGIN`]): Nesterov's momentum for a λ_min 30 % below
+/// H(W_0)'s. With it the mode of λ_min is underdamped for both HB and NAG
+/// (critically damped for NAG only if λ_min falls by 30 %), so their
+/// asymptotic rates are √β and √(β(1 − ηλ_min)), and a fall of λ_min during
+/// training barely moves them. Tuned at λ_min(H(W_0)) exactly (κ' = κ), NAG
+/// is critically damped there and turns overdamped, and slow, as soon as
+/// λ_min(H(W_t)) falls.
 pub fn hyperparameters(spectrum: &Spectrum, args: &Experiment) -> (f64, f64, String) {
-    let kappa = spectrum.kappa;
+    let kappa = spectrum.kappa / (1.0 - LAMBDA_MIN_MARGIN);
     let default_momentum = if kappa.is_finite() {
         (kappa.sqrt() - 1.0) / (kappa.sqrt() + 1.0)
     } else {
@@ -149,14 +168,17 @@ pub fn hyperparameters(spectrum: &Spectrum, args: &Experiment) -> (f64, f64, Str
         if args.lr.is_some() {
             " (--lr)"
         } else {
-            " = 1 / lambda_max(H(W_0)): the largest step that keeps every mode of GD monotone"
+            " = 1 / lambda_max(H(W_0))"
         },
         if args.momentum.is_some() {
             " (--momentum)".to_string()
         } else {
             format!(
-                " = (sqrt(kappa) - 1) / (sqrt(kappa) + 1), kappa = {kappa:.3e}: Nesterov's tuning, shared by HB and NAG so that \
-                 the comparison isolates the gradient correction"
+                " = (sqrt(k) - 1) / (sqrt(k) + 1), k = kappa(H(W_0)) / (1 - {LAMBDA_MIN_MARGIN}) = {kappa:.3e}: \
+                 Nesterov's momentum for a lambda_min {:.0} % below H(W_0)'s, so the slowest mode stays underdamped \
+                 for HB and NAG while lambda_min(H(W_t)) falls; shared by HB and NAG, so that the comparison isolates \
+                 the gradient correction",
+                100.0 * LAMBDA_MIN_MARGIN
             )
         }
     );

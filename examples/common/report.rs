@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use nalgebra::DMatrix;
-use ntk_momentum::theory::{self, Method};
+use ntk_momentum::theory::{self, BestTuning, Method, Regime};
 use ntk_momentum::train::{ProgressBar, Trainer};
 use ntk_momentum::{Error, Float, GradientDescent, HeavyBall, History, Nesterov, Optimizer};
 
@@ -16,11 +16,26 @@ use super::{short, AnyResult};
 /// One trained optimizer with its prediction.
 pub struct RunResult {
     pub method: Method,
+    /// Short label for tables: the method (`hb`), with `*` for a run at the
+    /// method's own best tuning.
+    pub label: String,
+    pub lr: f64,
+    /// β (0 for GD).
+    pub momentum: f64,
     pub history: History,
     pub predicted_rate: f64,
     pub predicted_losses: Vec<f64>,
     pub diverged: Option<String>,
+    /// The regime verdict (`None` if the run diverged or recorded no
+    /// λ_min / λ_max of H(W_t)).
+    pub regime: Option<Regime>,
 }
+
+/// Relative tolerance of the regime verdicts the examples print.
+pub const REGIME_TOLERANCE: f64 = 0.1;
+
+/// The loss levels (fractions of L_0) at which steps are predicted and measured.
+pub const LEVELS: [f64; 3] = [1e-1, 1e-2, 1e-4];
 
 /// Trains one optimizer from the problem's initial network.
 pub fn train_one<T: Float>(
@@ -51,12 +66,21 @@ pub fn train_one<T: Float>(
         Method::Nesterov => Box::new(Nesterov::new(lr, beta)?),
     };
     let (history, diverged) = run_with(problem, optimizer, method, args)?;
+    let regime = if diverged.is_some() {
+        None
+    } else {
+        theory::regime(method, lr, beta, &history, &predicted_losses, REGIME_TOLERANCE).ok()
+    };
     Ok(RunResult {
         method,
+        label: short(method),
+        lr,
+        momentum: beta,
         history,
         predicted_rate,
         predicted_losses,
         diverged,
+        regime,
     })
 }
 
@@ -121,7 +145,7 @@ pub fn report(results: &[RunResult]) -> String {
         let _ = writeln!(
             s,
             "{:<4} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>9.5} {:>9} {:>9}",
-            short(r.method),
+            r.label,
             loss_at(h, 0),
             loss_at(h, 10),
             loss_at(h, 100),
@@ -177,7 +201,7 @@ pub fn spectra_report<T: Float>(p: &Problem<T>, results: &[RunResult]) -> String
             let _ = writeln!(
                 s,
                 "{:<4} at step {:>4}: ||W_t - W_0||_F {:.4e}, max_r ||w_r(t) - w_r(0)|| {:.4e}, activations flipped {:.4}%, NTK drift {}",
-                short(r.method),
+                r.label,
                 d.step,
                 d.weight_distance,
                 d.max_neuron_distance,
@@ -195,7 +219,7 @@ pub fn write_csv(path: &Path, results: &[RunResult]) -> AnyResult<()> {
     for r in results {
         for (t, (&l, &e)) in r.history.losses().iter().zip(r.history.elapsed()).enumerate() {
             let p = r.predicted_losses.get(t).map_or(String::new(), |v| format!("{v:e}"));
-            let _ = writeln!(s, "{},{t},{l:e},{p},{e:.6}", short(r.method));
+            let _ = writeln!(s, "{},{t},{l:e},{p},{e:.6}", r.label);
         }
     }
     std::fs::write(path, s).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
@@ -209,4 +233,193 @@ pub fn out_dir(args: &Experiment, example: &str) -> AnyResult<PathBuf> {
         .unwrap_or_else(|| PathBuf::from("target/experiments").join(example));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create --out {}: {e}", dir.display()))?;
     Ok(dir)
+}
+
+/// Trains `method` at its own best tuning (a [`theory::best_tuning`] result).
+pub fn train_tuned<T: Float>(problem: &Problem<T>, tuning: &BestTuning, args: &Experiment) -> AnyResult<RunResult> {
+    let mut r = train_one(problem, tuning.method, tuning.lr, tuning.momentum, args)?;
+    r.label = format!("{}*", short(tuning.method));
+    Ok(r)
+}
+
+fn steps_cell(s: Option<usize>) -> String {
+    s.map_or("-".into(), |s| s.to_string())
+}
+
+/// Predicted (linearized, from H(W_0) and the actual ξ_0) against measured
+/// steps to each of [`LEVELS`], with the prediction split into the rate
+/// alone and the transient.
+pub fn levels_report<T: Float>(p: &Problem<T>, results: &[RunResult], budget: usize) -> AnyResult<String> {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Steps to a fraction of L_0: predicted (linearized dynamics from H(W_0) and the actual xi_0) = rate alone \
+         ln(level) / (2 ln rho) + transient; measured.",
+    );
+    let _ = writeln!(
+        s,
+        "{:<5} {:>6} {:>7} {:>10} {:>10} {:>8} {:>8} {:>7}",
+        "opt", "level", "pred", "rate-only", "transient", "stiff %", "meas", "error"
+    );
+    for r in results {
+        for level in LEVELS {
+            let pr = p.residual.step_prediction(r.method, r.lr, r.momentum, level, budget)?;
+            let measured = r.history.steps_to_fraction(level);
+            let error = match (pr.steps, measured) {
+                (Some(a), Some(m)) if m > 0 => format!("{:+.0}%", 100.0 * (a as f64 / m as f64 - 1.0)),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<5} {:>6.0e} {:>7} {:>10} {:>10} {:>8.1} {:>8} {:>7}",
+                r.label,
+                level,
+                steps_cell(pr.steps),
+                pr.asymptotic_steps.map_or("-".into(), |a| format!("{a:.1}")),
+                pr.transient_steps.map_or("-".into(), |a| format!("{a:+.1}")),
+                100.0 * pr.stiff_share,
+                steps_cell(measured),
+                error
+            );
+        }
+    }
+    Ok(s)
+}
+
+/// Which of two runs reaches each level first, measured and predicted.
+pub fn race(a: &RunResult, b: &RunResult, residual: &theory::ModalResidual, budget: usize) -> AnyResult<String> {
+    let mut s = String::new();
+    for level in LEVELS {
+        let pa = residual.steps_to(a.method, a.lr, a.momentum, level, budget)?;
+        let pb = residual.steps_to(b.method, b.lr, b.momentum, level, budget)?;
+        let (ma, mb) = (a.history.steps_to_fraction(level), b.history.steps_to_fraction(level));
+        let verdict = |x: Option<usize>, y: Option<usize>| match (x, y) {
+            (Some(x), Some(y)) if x < y => format!("{} faster ({x} vs {y} steps, {:.2}x)", a.label, y as f64 / x as f64),
+            (Some(x), Some(y)) if x > y => format!("{} faster ({y} vs {x} steps, {:.2}x)", b.label, x as f64 / y as f64),
+            (Some(x), Some(_)) => format!("tie ({x} steps)"),
+            (Some(_), None) => format!("only {} reaches it", a.label),
+            (None, Some(_)) => format!("only {} reaches it", b.label),
+            (None, None) => "neither reaches it".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  to {level:.0e} of L_0: measured {}; predicted {}",
+            verdict(ma, mb),
+            verdict(pa, pb)
+        );
+    }
+    Ok(s)
+}
+
+/// The regime verdict of every run, one paragraph each.
+pub fn regime_report(results: &[RunResult]) -> String {
+    let mut s = String::new();
+    for r in results {
+        match &r.regime {
+            Some(v) => {
+                let _ = writeln!(s, "[{}] {v}", r.label);
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "[{}] no regime verdict ({})",
+                    r.label,
+                    r.diverged.as_deref().unwrap_or("lambda_min / lambda_max of H(W_t) not recorded")
+                );
+            }
+        }
+    }
+    s
+}
+
+/// Checks the claims the shared-tuning runs are meant to show, in words:
+/// GD slowest, NAG no slower than HB at each level, predictions within
+/// `REGIME_TOLERANCE` of the measured steps, every run in the regime; and,
+/// where a check fails, why.
+pub fn claims_report(results: &[RunResult], residual: &theory::ModalResidual, budget: usize) -> AnyResult<String> {
+    let mut s = String::new();
+    let find = |m: Method| results.iter().find(|r| r.method == m && !r.label.ends_with('*'));
+    let (Some(gd), Some(hb), Some(nag)) = (
+        find(Method::GradientDescent),
+        find(Method::HeavyBall),
+        find(Method::Nesterov),
+    ) else {
+        return Ok("Claim check: needs gd, hb and nag (--optimizers gd,hb,nag).\n".into());
+    };
+    let yes = |b: bool| if b { "yes" } else { "NO" };
+    let steps = |r: &RunResult, level: f64| r.history.steps_to_fraction(level);
+    let gd_slowest = LEVELS.iter().all(|&l| match (steps(gd, l), steps(hb, l), steps(nag, l)) {
+        (Some(g), Some(h), Some(n)) => g >= h && g >= n,
+        (None, _, _) => true,
+        _ => false,
+    });
+    let _ = writeln!(s, "Claim check (shared tuning, measured):");
+    let _ = writeln!(s, "  GD slowest at every level: {}", yes(gd_slowest));
+    let mut nag_not_slower = true;
+    for level in LEVELS {
+        let (h, n) = (steps(hb, level), steps(nag, level));
+        let ok = matches!((h, n), (Some(h), Some(n)) if n <= h) || (h.is_none() && n.is_some());
+        nag_not_slower &= ok;
+        let (ph, pn) = (
+            residual.steps_to(Method::HeavyBall, hb.lr, hb.momentum, level, budget)?,
+            residual.steps_to(Method::Nesterov, nag.lr, nag.momentum, level, budget)?,
+        );
+        let _ = writeln!(
+            s,
+            "  NAG no slower than HB to {level:.0e} of L_0: {} (measured HB {}, NAG {}; predicted HB {}, NAG {})",
+            yes(ok),
+            steps_cell(h),
+            steps_cell(n),
+            steps_cell(ph),
+            steps_cell(pn)
+        );
+        if !ok {
+            let predicted_too = matches!((ph, pn), (Some(ph), Some(pn)) if pn > ph);
+            let why = if predicted_too {
+                "the linearized prediction says so too: at this (lr, momentum) the gradient correction does not pay \
+                 off at this level (see theory::step_prediction; e.g. NAG critically damped at lambda_min carries a \
+                 (t + 1) rho^t factor)"
+            } else if nag.regime.as_ref().is_some_and(|r| !r.in_regime) {
+                "the prediction from H(W_0) says NAG is faster, but the run left the NTK regime (verdict below): \
+                 the kernel moved enough to change the rates"
+            } else {
+                "the prediction from H(W_0) says NAG is faster; the run stayed within the regime criterion, so the \
+                 difference is the nonlinearity the verdict's tolerance admits"
+            };
+            let _ = writeln!(s, "    why: {why}");
+        }
+    }
+    let mut within = true;
+    let mut worst = 0.0_f64;
+    for r in [gd, hb, nag] {
+        for level in LEVELS {
+            if let (Some(p), Some(m)) = (
+                residual.steps_to(r.method, r.lr, r.momentum, level, budget)?,
+                steps(r, level),
+            ) {
+                let e = (p as f64 / m.max(1) as f64 - 1.0).abs();
+                worst = worst.max(e);
+                within &= e <= REGIME_TOLERANCE;
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  predicted steps within {:.0} % of measured (every method and level reached): {} (worst {:.1} %)",
+        100.0 * REGIME_TOLERANCE,
+        yes(within),
+        100.0 * worst
+    );
+    let all_in = [gd, hb, nag]
+        .iter()
+        .all(|r| r.regime.as_ref().is_some_and(|v| v.in_regime));
+    let _ = writeln!(s, "  every run in the NTK regime by the verdict's criterion: {}", yes(all_in));
+    if !(gd_slowest && nag_not_slower && within && all_in) {
+        let _ = writeln!(
+            s,
+            "  Where a check says NO, this run does not show the claim under these settings; the verdicts and the \
+             predicted steps above say whether the theory (at this tuning) or the run (out of the regime) is the reason."
+        );
+    }
+    Ok(s)
 }

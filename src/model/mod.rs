@@ -147,7 +147,19 @@ impl<T: Float> TwoLayerReLU<T> {
         let normal = Normal::new(0.0, sigma).map_err(|e| Error::invalid("sigma", sigma, e.to_string()))?;
         // Row-major draw order: w_1 first, entry by entry.
         let draws: Vec<f64> = (0..entries).map(|_| normal.sample(&mut rng)).collect();
-        let weights = DMatrix::from_fn(width, input_dim, |r, k| T::cast(draws[r * input_dim + k]));
+        // Transposed into column-major storage in 64 x 64 blocks (a plain
+        // gather strides through `draws` and misses the cache on every entry).
+        let mut weights = DMatrix::<T>::zeros(width, input_dim);
+        const BLOCK: usize = 64;
+        for r0 in (0..width).step_by(BLOCK) {
+            for k0 in (0..input_dim).step_by(BLOCK) {
+                for k in k0..(k0 + BLOCK).min(input_dim) {
+                    for r in r0..(r0 + BLOCK).min(width) {
+                        weights[(r, k)] = T::cast(draws[r * input_dim + k]);
+                    }
+                }
+            }
+        }
         let coin = Bernoulli::new(0.5).expect("0.5 is a probability");
         let output_weights = DVector::from_fn(width, |_, _| if coin.sample(&mut rng) { T::one() } else { -T::one() });
         Ok(TwoLayerReLU {

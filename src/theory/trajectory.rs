@@ -19,7 +19,7 @@ const ORTHONORMALITY_TOLERANCE: f64 = 1e-6;
 /// HB : f = 1 − η_0λ,          a_t = 1 + β_t − η_tλ,      b_t = β_t
 /// NAG: f = 1 − (1 + β_0)η_0λ, a_t = (1 + β_t)(1 − η_tλ), b_t = β_t(1 − η_tλ)
 /// ```
-struct ModeRecursion<'a> {
+pub(super) struct ModeRecursion<'a> {
     method: Method,
     lr: Schedule,
     momentum: Schedule,
@@ -29,7 +29,7 @@ struct ModeRecursion<'a> {
 impl<'a> ModeRecursion<'a> {
     /// Checks (η_t, β_t) for every t < `steps` before any work (and for
     /// t = 0 when `steps` = 0, so invalid constants are refused).
-    fn new(method: Method, lr: Schedule, momentum: Schedule, eigenvalues: &'a [f64], steps: usize) -> Result<Self> {
+    pub(super) fn new(method: Method, lr: Schedule, momentum: Schedule, eigenvalues: &'a [f64], steps: usize) -> Result<Self> {
         let recursion = ModeRecursion {
             method,
             lr,
@@ -47,6 +47,56 @@ impl<'a> ModeRecursion<'a> {
         let t = t as u64;
         let lr = lr_at::<f64>(&self.lr, t)?;
         Ok((lr, momentum_at::<f64>(&self.momentum, t)?))
+    }
+
+    /// The losses ½‖c_t‖², t = 0..=`steps`, from c_0 = `c0` (+∞ from the
+    /// first loss that overflows on).
+    pub(super) fn losses(&self, c0: &[f64], steps: usize) -> Result<Vec<f64>> {
+        let (mut current, mut previous) = (c0.to_vec(), c0.to_vec());
+        let mut losses = Vec::with_capacity(steps + 1);
+        losses.push(half_square(&current));
+        for t in 0..steps {
+            self.advance(t, &mut current, &mut previous)?;
+            let loss = half_square(&current);
+            if !loss.is_finite() {
+                losses.resize(steps + 1, f64::INFINITY);
+                break;
+            }
+            losses.push(loss);
+        }
+        Ok(losses)
+    }
+
+    /// The first t ≤ `budget` with ½‖c_t‖² ≤ `target` (constant η and β:
+    /// checked for t = 0 by [`ModeRecursion::new`]).
+    pub(super) fn first_below(&self, c0: &[f64], target: f64, budget: usize) -> Result<Option<usize>> {
+        Ok(self.first_below_with_loss(c0, target, budget)?.0)
+    }
+
+    /// As [`ModeRecursion::first_below`], with the loss at that step (or at
+    /// `budget` when the target is not reached; +∞ once it overflows).
+    pub(super) fn first_below_with_loss(
+        &self,
+        c0: &[f64],
+        target: f64,
+        budget: usize,
+    ) -> Result<(Option<usize>, f64)> {
+        let (mut current, mut previous) = (c0.to_vec(), c0.to_vec());
+        let mut loss = half_square(&current);
+        if loss <= target {
+            return Ok((Some(0), loss));
+        }
+        for t in 0..budget {
+            self.advance(t, &mut current, &mut previous)?;
+            loss = half_square(&current);
+            if loss <= target {
+                return Ok((Some(t + 1), loss));
+            }
+            if !loss.is_finite() {
+                return Ok((None, f64::INFINITY));
+            }
+        }
+        Ok((None, loss))
     }
 
     /// Advances (current, previous) = (c_t, c_{t−1}) to (c_{t+1}, c_t).
@@ -67,9 +117,14 @@ impl<'a> ModeRecursion<'a> {
     }
 }
 
+/// ½‖c‖².
+fn half_square(c: &[f64]) -> f64 {
+    0.5 * c.iter().map(|v| v * v).sum::<f64>()
+}
+
 /// Validates the inputs of the trajectory functions and returns the initial
 /// eigen-coordinates c_0 = Vᵀ ξ_0.
-fn initial_coordinates(eigenvalues: &[f64], eigenvectors: &DMatrix<f64>, xi0: &DVector<f64>) -> Result<Vec<f64>> {
+pub(super) fn initial_coordinates(eigenvalues: &[f64], eigenvectors: &DMatrix<f64>, xi0: &DVector<f64>) -> Result<Vec<f64>> {
     check_spectrum(eigenvalues)?;
     let n = eigenvalues.len();
     if eigenvectors.shape() != (n, n) {
@@ -203,7 +258,7 @@ pub fn predicted_losses(
     xi0: &DVector<f64>,
     steps: usize,
 ) -> Result<Vec<f64>> {
-    let (recursion, mut current) = start(
+    let (recursion, c0) = start(
         method,
         lr.into(),
         momentum.into(),
@@ -212,20 +267,7 @@ pub fn predicted_losses(
         xi0,
         steps,
     )?;
-    let mut previous = current.clone();
-    let half_square = |c: &[f64]| 0.5 * c.iter().map(|v| v * v).sum::<f64>();
-    let mut losses = Vec::with_capacity(steps + 1);
-    losses.push(half_square(&current));
-    for t in 0..steps {
-        recursion.advance(t, &mut current, &mut previous)?;
-        let loss = half_square(&current);
-        if !loss.is_finite() {
-            losses.resize(steps + 1, f64::INFINITY);
-            break;
-        }
-        losses.push(loss);
-    }
-    Ok(losses)
+    recursion.losses(&c0, steps)
 }
 
 /// The predicted residuals ξ_t = V c_t, t = 0..=`steps` (entry 0 is `xi0`

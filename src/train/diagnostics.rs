@@ -7,7 +7,7 @@ use nalgebra::{DMatrix, DVector};
 
 use super::steps::{current, Buffers, Coordinates};
 use super::{Diagnostics, Trainer};
-use crate::linalg::{co_activation_kernel, gemm, half_squared_distance, relu_outputs, Operand, Preactivations};
+use crate::linalg::{co_activation_kernel, gemm, symmetric_extremes, half_squared_distance, relu_outputs, Operand, Preactivations};
 use crate::{Float, Optimizer};
 
 /// The NTK Gram matrices of the drift diagnostic.
@@ -21,6 +21,8 @@ pub(super) struct NtkBuffers<T: Float> {
     bits: Vec<u64>,
     /// ‖H(W_0)‖_F.
     initial_norm: f64,
+    /// (λ_min, λ_max) of H(W_t) at the last diagnostic.
+    extremes: Option<(f64, f64)>,
 }
 
 impl<T: Float> NtkBuffers<T> {
@@ -33,6 +35,7 @@ impl<T: Float> NtkBuffers<T> {
             current: DMatrix::zeros(n, n),
             bits: Vec::new(),
             initial_norm: 0.0,
+            extremes: None,
         };
         let p0 = Preactivations::One(initial_preactivations);
         co_activation_kernel(p0, &nb.kernel, &mut nb.bits, &mut nb.initial);
@@ -44,6 +47,7 @@ impl<T: Float> NtkBuffers<T> {
     /// ever active, the drift is undefined).
     fn drift(&mut self, p: Preactivations<'_, T>) -> Option<f64> {
         co_activation_kernel(p, &self.kernel, &mut self.bits, &mut self.current);
+        self.extremes = symmetric_extremes(&self.current);
         let diff: f64 = self
             .current
             .iter()
@@ -171,12 +175,15 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         };
         let activation_flip_fraction = flips as f64 / buf.preactivations.len() as f64;
         let ntk_drift = buf.ntk.as_mut().and_then(|nb| nb.drift(p));
+        let extremes = buf.ntk.as_ref().and_then(|nb| nb.extremes);
         Diagnostics {
             step: self.step,
             weight_distance,
             max_neuron_distance,
             activation_flip_fraction,
             ntk_drift,
+            ntk_lambda_min: extremes.map(|e| e.0),
+            ntk_lambda_max: extremes.map(|e| e.1),
             test_loss,
             test_accuracy,
         }

@@ -12,7 +12,7 @@
 //! | `run.coefficients` | m × n | B_t (kernel space only) |
 //! | `optimizer.<buffer>` | the optimizer's shape | each state buffer |
 //! | `history.losses`, `history.elapsed` | steps + 1 | `F64` |
-//! | `history.diagnostics` | k × 7 | `F64`: step, ‖W_t − W_0‖_F, max_r ‖w_r(t) − w_r(0)‖, flip fraction, NTK drift, test loss, test accuracy (NaN where not recorded; files with the first 5 columns load too) |
+//! | `history.diagnostics` | k × 9 | `F64`: step, ‖W_t − W_0‖_F, max_r ‖w_r(t) − w_r(0)‖, flip fraction, NTK drift, test loss, test accuracy, λ_min(H(W_t)), λ_max(H(W_t)) (NaN where not recorded; files with the first 5 or 7 columns load too) |
 //!
 //! Matrices are stored row-major, as safetensors (and numpy) expect. The
 //! string metadata holds the format name and version, dtype, step,

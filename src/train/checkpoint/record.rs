@@ -18,9 +18,10 @@ const FORMAT: &str = "ntk-momentum-checkpoint";
 const VERSION: &str = "1";
 
 /// Columns of `history.diagnostics`: step, weight distance, largest neuron
-/// distance, activation flip fraction, NTK drift, test loss, test accuracy
-/// (NaN for an absent value). Files with the first five are read too.
-const DIAGNOSTICS_COLUMNS: usize = 7;
+/// distance, activation flip fraction, NTK drift, test loss, test accuracy,
+/// λ_min and λ_max of H(W_t) (NaN for an absent value). Files with the
+/// first five or seven are read too.
+const DIAGNOSTICS_COLUMNS: usize = 9;
 
 /// Everything a checkpoint holds.
 pub(super) struct Checkpoint<T: Float> {
@@ -105,6 +106,8 @@ impl<T: Float> Checkpoint<T> {
                     d.ntk_drift.unwrap_or(f64::NAN),
                     d.test_loss.unwrap_or(f64::NAN),
                     d.test_accuracy.unwrap_or(f64::NAN),
+                    d.ntk_lambda_min.unwrap_or(f64::NAN),
+                    d.ntk_lambda_max.unwrap_or(f64::NAN),
                 ]
             })
             .collect();
@@ -314,8 +317,8 @@ fn read_history(tensors: &Tensors<'_>, step: usize, path: &Path) -> Result<Histo
     let losses = tensors.values::<f64>("history.losses", &[n_losses])?;
     let elapsed = tensors.values::<f64>("history.elapsed", &[n_losses])?;
     let (k, columns) = match tensors.shape("history.diagnostics") {
-        // Checkpoints of version 0.1 have the first 5 columns only.
-        Some(&[k, 5]) => (k, 5),
+        // Older checkpoints have the first 5 or 7 columns only.
+        Some(&[k, c @ (5 | 7)]) => (k, c),
         Some(&[k, _]) => (k, DIAGNOSTICS_COLUMNS),
         _ => (0, DIAGNOSTICS_COLUMNS),
     };
@@ -331,6 +334,8 @@ fn read_history(tensors: &Tensors<'_>, step: usize, path: &Path) -> Result<Histo
             ntk_drift: optional(c, 4),
             test_loss: optional(c, 5),
             test_accuracy: optional(c, 6),
+            ntk_lambda_min: optional(c, 7),
+            ntk_lambda_max: optional(c, 8),
         })
         .collect();
     if losses.len() != step + 1 || diagnostics.iter().any(|d| d.step > step) {
