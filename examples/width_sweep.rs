@@ -60,7 +60,7 @@ fn sweep<T: Float>(args: &Args) -> AnyResult<()> {
     let out = out_dir(&args, "width_sweep")?;
     let mut rows = Vec::new();
     for &width in &widths {
-        let p = problem::<T>(dataset, &args, None, width)?;
+        let p = problem::<T>(dataset, &args, None, Some(width))?;
         let (lr, momentum, why) = hyperparameters(&p.spectrum, &args);
         println!("{}\n  {why}", p.description);
         for method in [Method::HeavyBall, Method::Nesterov] {

@@ -249,8 +249,8 @@ mod tuning;
 
 pub use levels::{best_tuning, BestTuning, ModalResidual, StepPrediction};
 pub use measure::{compare, measured_rate, measured_rate_of_history, speedup, Comparison, RateFit};
-pub use regime::{regime, Regime, REGIME_FIT_WINDOW};
 pub use modes::{damping, max_stable_lr, rate, roots, Damping};
+pub use regime::{regime, Regime, REGIME_FIT_WINDOW};
 pub use trajectory::{predicted_losses, predicted_residuals};
 pub use tuning::{predicted_speedup, steps_to_loss_fraction, steps_to_reach, tune, Tuning, TuningRule};
 

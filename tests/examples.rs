@@ -70,6 +70,7 @@ fn check_subset(name: &str, n: &str) {
             d,
             "--optimizers",
             "gd,hb,nag",
+            "--no-tuning",
         ],
     );
     assert_eq!(code, 0, "{name}: {stderr}");
@@ -96,6 +97,52 @@ fn check_subset(name: &str, n: &str) {
 #[test]
 fn cifar_subset_runs_on_embedded_data() {
     check_subset("cifar_subset", "20");
+}
+
+/// The acceleration report: steps to levels (predicted and measured), the
+/// regime verdicts, the claim check and the best-tuned runs.
+#[test]
+fn cifar_subset_reports_levels_verdicts_and_tunings() {
+    let dir = out_dir("cifar-tuned");
+    let d = dir.to_str().unwrap();
+    let (code, stdout, stderr) = run(
+        "cifar_subset",
+        &["--width", "256", "--steps", "40", "--quiet", "--out", d],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for needle in [
+        "Steps to a fraction of L_0",
+        "rate-only",
+        "Predicted asymptotic NAG-over-HB speed-up",
+        "NTK regime (criterion",
+        "Claim check",
+        "hb* = HB at its own best tuning",
+        "Each at its own best tuning, HB* vs NAG*",
+    ] {
+        assert!(stdout.contains(needle), "{needle}: {stdout}");
+    }
+    let csv = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("nag*,40,")), "tuned runs in the CSV");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn phase_diagram_writes_csv_and_svg() {
+    let dir = out_dir("phase");
+    let d = dir.to_str().unwrap();
+    let (code, stdout, stderr) = run(
+        "phase_diagram",
+        &[
+            "--n", "40", "--width", "128", "--grid", "8", "--budget", "400", "--out", d,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("NAG needs fewer steps in"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.join("phase_diagram.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 64);
+    let svg = std::fs::read_to_string(dir.join("phase_diagram.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -30,9 +30,11 @@ pub struct Experiment {
     /// the embedded subset can give.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub n: Option<u64>,
-    /// Width m of the network.
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
-    pub width: u64,
+    /// Width m of the network. Default: 65536 for at most 64 samples (the
+    /// embedded CIFAR-10 subset, which stays in the NTK regime at that width),
+    /// else 4096.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub width: Option<u64>,
     /// Optimizer steps per run.
     #[arg(long, default_value_t = 300)]
     pub steps: usize,
@@ -86,9 +88,13 @@ impl Experiment {
         Ok(())
     }
 
-    /// `--width` as a count.
-    pub fn width(&self) -> usize {
-        self.width as usize
+    /// `--width`, or the default for `n` samples.
+    pub fn width_for(&self, n: usize) -> usize {
+        match self.width {
+            Some(w) => w as usize,
+            None if n <= 64 => 65536,
+            None => 4096,
+        }
     }
 }
 

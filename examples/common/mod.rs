@@ -18,8 +18,8 @@ use ntk_momentum::Float;
 use cli::{CifarArgs, Download, Dtype, Experiment, SubsetArgs};
 use problem::{hyperparameters, problem};
 use report::{
-    claims_report, levels_report, out_dir, race, regime_report, report, spectra_report, train_one, train_tuned, write_csv,
-    FIT_LOWER, FIT_UPPER, LEVELS,
+    claims_report, levels_report, out_dir, race, regime_report, report, spectra_report, train_one, train_tuned,
+    write_csv, FIT_LOWER, FIT_UPPER, LEVELS,
 };
 
 /// The examples' result type: any error, printed as one line.
@@ -60,7 +60,7 @@ fn subset<T: Float>(dataset: Dataset, example: &str, args: &Experiment, fetch: O
     args.check()?;
     let methods = &args.optimizers;
     let out = out_dir(args, example)?;
-    let p = problem::<T>(dataset, args, fetch, args.width())?;
+    let p = problem::<T>(dataset, args, fetch, None)?;
     println!("{}", p.description);
     let (lr, momentum, why) = hyperparameters(&p.spectrum, args);
     println!("{why}");

@@ -80,12 +80,13 @@ pub struct Problem<T: Float> {
     pub title: String,
 }
 
-/// Builds the data, the network and the spectra for `width`.
+/// Builds the data, the network and the spectra for `width` (`None`: the
+/// default for the sample count, [`Experiment::width_for`]).
 pub fn problem<T: Float>(
     dataset: Dataset,
     args: &Experiment,
     fetch: Option<&Download>,
-    width: usize,
+    width: Option<usize>,
 ) -> AnyResult<Problem<T>> {
     let downloaded = match fetch.filter(|d| d.download) {
         Some(d) => Some(download(d, args.data_dir.as_deref())?),
@@ -101,6 +102,7 @@ pub fn problem<T: Float>(
         None => 1000.min(task.max_balanced(&images)),
     };
     let (x, y) = binary_dataset::<T>(&images, &task, n, args.seed, args.center)?;
+    let width = width.unwrap_or_else(|| args.width_for(n));
     let model = TwoLayerReLU::<T>::init(x.ncols(), width, args.seed)?;
     let h0 = model.ntk_gram(&x)?;
     let (spectrum, eigenvectors) = eigendecomposition(&h0)?;

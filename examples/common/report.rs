@@ -294,8 +294,12 @@ pub fn race(a: &RunResult, b: &RunResult, residual: &theory::ModalResidual, budg
         let pb = residual.steps_to(b.method, b.lr, b.momentum, level, budget)?;
         let (ma, mb) = (a.history.steps_to_fraction(level), b.history.steps_to_fraction(level));
         let verdict = |x: Option<usize>, y: Option<usize>| match (x, y) {
-            (Some(x), Some(y)) if x < y => format!("{} faster ({x} vs {y} steps, {:.2}x)", a.label, y as f64 / x as f64),
-            (Some(x), Some(y)) if x > y => format!("{} faster ({y} vs {x} steps, {:.2}x)", b.label, x as f64 / y as f64),
+            (Some(x), Some(y)) if x < y => {
+                format!("{} faster ({x} vs {y} steps, {:.2}x)", a.label, y as f64 / x as f64)
+            }
+            (Some(x), Some(y)) if x > y => {
+                format!("{} faster ({y} vs {x} steps, {:.2}x)", b.label, x as f64 / y as f64)
+            }
             (Some(x), Some(_)) => format!("tie ({x} steps)"),
             (Some(_), None) => format!("only {} reaches it", a.label),
             (None, Some(_)) => format!("only {} reaches it", b.label),
@@ -324,7 +328,9 @@ pub fn regime_report(results: &[RunResult]) -> String {
                     s,
                     "[{}] no regime verdict ({})",
                     r.label,
-                    r.diverged.as_deref().unwrap_or("lambda_min / lambda_max of H(W_t) not recorded")
+                    r.diverged
+                        .as_deref()
+                        .unwrap_or("lambda_min / lambda_max of H(W_t) not recorded")
                 );
             }
         }
@@ -348,11 +354,13 @@ pub fn claims_report(results: &[RunResult], residual: &theory::ModalResidual, bu
     };
     let yes = |b: bool| if b { "yes" } else { "NO" };
     let steps = |r: &RunResult, level: f64| r.history.steps_to_fraction(level);
-    let gd_slowest = LEVELS.iter().all(|&l| match (steps(gd, l), steps(hb, l), steps(nag, l)) {
-        (Some(g), Some(h), Some(n)) => g >= h && g >= n,
-        (None, _, _) => true,
-        _ => false,
-    });
+    let gd_slowest = LEVELS
+        .iter()
+        .all(|&l| match (steps(gd, l), steps(hb, l), steps(nag, l)) {
+            (Some(g), Some(h), Some(n)) => g >= h && g >= n,
+            (None, _, _) => true,
+            _ => false,
+        });
     let _ = writeln!(s, "Claim check (shared tuning, measured):");
     let _ = writeln!(s, "  GD slowest at every level: {}", yes(gd_slowest));
     let mut nag_not_slower = true;
@@ -373,7 +381,20 @@ pub fn claims_report(results: &[RunResult], residual: &theory::ModalResidual, bu
             steps_cell(ph),
             steps_cell(pn)
         );
-        if !ok {
+        if !ok && h.is_none() && n.is_none() {
+            let far = 100 * budget.max(1);
+            let (fh, fn_) = (
+                residual.steps_to(Method::HeavyBall, hb.lr, hb.momentum, level, far)?,
+                residual.steps_to(Method::Nesterov, nag.lr, nag.momentum, level, far)?,
+            );
+            let _ = writeln!(
+                s,
+                "    why: neither reached it within the {budget} steps of this run (predicted HB {}, NAG {} steps); \
+                 run longer with --steps",
+                steps_cell(fh),
+                steps_cell(fn_)
+            );
+        } else if !ok {
             let predicted_too = matches!((ph, pn), (Some(ph), Some(pn)) if pn > ph);
             let why = if predicted_too {
                 "the linearized prediction says so too: at this (lr, momentum) the gradient correction does not pay \
@@ -413,7 +434,11 @@ pub fn claims_report(results: &[RunResult], residual: &theory::ModalResidual, bu
     let all_in = [gd, hb, nag]
         .iter()
         .all(|r| r.regime.as_ref().is_some_and(|v| v.in_regime));
-    let _ = writeln!(s, "  every run in the NTK regime by the verdict's criterion: {}", yes(all_in));
+    let _ = writeln!(
+        s,
+        "  every run in the NTK regime by the verdict's criterion: {}",
+        yes(all_in)
+    );
     if !(gd_slowest && nag_not_slower && within && all_in) {
         let _ = writeln!(
             s,

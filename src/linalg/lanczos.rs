@@ -138,7 +138,9 @@ pub(crate) fn symmetric_extremes<T: crate::Float>(h: &DMatrix<T>) -> Option<(f64
     let apply = |x: &[f64], y: &mut [f64]| {
         y.iter_mut().for_each(|v| *v = 0.0);
         for (column, &xj) in h.column_iter().zip(x) {
-            y.iter_mut().zip(column.iter()).for_each(|(yi, &hij)| *yi += hij.to_f64() * xj);
+            y.iter_mut()
+                .zip(column.iter())
+                .for_each(|(yi, &hij)| *yi += hij.to_f64() * xj);
         }
     };
     extreme_eigenvalues(n, apply, EXTREMES_TOLERANCE, 1000)

@@ -87,7 +87,10 @@ impl fmt::Display for Regime {
                     "outside tolerance"
                 }
             ),
-            _ => write!(f, " Measured exponent: not fitted (fewer than 3 steps between 1e-1 and 1e-12 of L_0)."),
+            _ => write!(
+                f,
+                " Measured exponent: not fitted (fewer than 3 steps between 1e-1 and 1e-12 of L_0)."
+            ),
         }
     }
 }
@@ -143,7 +146,11 @@ pub fn regime(
     if !(tolerance > 0.0 && tolerance < 1.0) {
         return Err(Error::invalid("tolerance", tolerance, "a relative tolerance in (0, 1)"));
     }
-    let momentum = if method == Method::GradientDescent { 0.0 } else { momentum };
+    let momentum = if method == Method::GradientDescent {
+        0.0
+    } else {
+        momentum
+    };
     let mut exponents = Vec::new();
     for d in history.diagnostics() {
         if let (Some(lo), Some(hi)) = (d.ntk_lambda_min, d.ntk_lambda_max) {
@@ -216,8 +223,8 @@ pub(super) fn window_exponent(losses: &[f64], a: usize, b: usize) -> Option<f64>
     }
     let k = points.len() as f64;
     let (mt, my) = points.iter().fold((0.0, 0.0), |(s, r), &(t, y)| (s + t / k, r + y / k));
-    let (sxx, sxy) = points
-        .iter()
-        .fold((0.0, 0.0), |(sxx, sxy), &(t, y)| (sxx + (t - mt).powi(2), sxy + (t - mt) * (y - my)));
+    let (sxx, sxy) = points.iter().fold((0.0, 0.0), |(sxx, sxy), &(t, y)| {
+        (sxx + (t - mt).powi(2), sxy + (t - mt) * (y - my))
+    });
     Some(1.0 - (0.5 * sxy / sxx).exp())
 }

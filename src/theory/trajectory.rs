@@ -29,7 +29,13 @@ pub(super) struct ModeRecursion<'a> {
 impl<'a> ModeRecursion<'a> {
     /// Checks (η_t, β_t) for every t < `steps` before any work (and for
     /// t = 0 when `steps` = 0, so invalid constants are refused).
-    pub(super) fn new(method: Method, lr: Schedule, momentum: Schedule, eigenvalues: &'a [f64], steps: usize) -> Result<Self> {
+    pub(super) fn new(
+        method: Method,
+        lr: Schedule,
+        momentum: Schedule,
+        eigenvalues: &'a [f64],
+        steps: usize,
+    ) -> Result<Self> {
         let recursion = ModeRecursion {
             method,
             lr,
@@ -75,12 +81,7 @@ impl<'a> ModeRecursion<'a> {
 
     /// As [`ModeRecursion::first_below`], with the loss at that step (or at
     /// `budget` when the target is not reached; +∞ once it overflows).
-    pub(super) fn first_below_with_loss(
-        &self,
-        c0: &[f64],
-        target: f64,
-        budget: usize,
-    ) -> Result<(Option<usize>, f64)> {
+    pub(super) fn first_below_with_loss(&self, c0: &[f64], target: f64, budget: usize) -> Result<(Option<usize>, f64)> {
         let (mut current, mut previous) = (c0.to_vec(), c0.to_vec());
         let mut loss = half_square(&current);
         if loss <= target {
@@ -124,7 +125,11 @@ fn half_square(c: &[f64]) -> f64 {
 
 /// Validates the inputs of the trajectory functions and returns the initial
 /// eigen-coordinates c_0 = Vᵀ ξ_0.
-pub(super) fn initial_coordinates(eigenvalues: &[f64], eigenvectors: &DMatrix<f64>, xi0: &DVector<f64>) -> Result<Vec<f64>> {
+pub(super) fn initial_coordinates(
+    eigenvalues: &[f64],
+    eigenvectors: &DMatrix<f64>,
+    xi0: &DVector<f64>,
+) -> Result<Vec<f64>> {
     check_spectrum(eigenvalues)?;
     let n = eigenvalues.len();
     if eigenvectors.shape() != (n, n) {

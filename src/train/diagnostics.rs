@@ -7,7 +7,9 @@ use nalgebra::{DMatrix, DVector};
 
 use super::steps::{current, Buffers, Coordinates};
 use super::{Diagnostics, Trainer};
-use crate::linalg::{co_activation_kernel, gemm, symmetric_extremes, half_squared_distance, relu_outputs, Operand, Preactivations};
+use crate::linalg::{
+    co_activation_kernel, gemm, half_squared_distance, relu_outputs, symmetric_extremes, Operand, Preactivations,
+};
 use crate::{Float, Optimizer};
 
 /// The NTK Gram matrices of the drift diagnostic.
