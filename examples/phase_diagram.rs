@@ -110,6 +110,9 @@ fn colour(value: Option<f64>) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
+/// A boundary drawn on the panels: η λ_max as a function of β.
+type Curve<'a> = dyn Fn(f64) -> f64 + 'a;
+
 /// One heat-map panel with its curves, at (`left`, `top`), `size` pixels square.
 #[allow(clippy::too_many_arguments)]
 fn panel(
@@ -157,7 +160,7 @@ fn panel(
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let lines: [(&dyn Fn(f64) -> f64, &str, &str); 4] = [
+    let lines: [(&Curve<'_>, &str, &str); 4] = [
         (&|b| 2.0 * (1.0 + b), "#000000", ""),
         (&|b| 2.0 * (1.0 + b) / (1.0 + 2.0 * b), "#000000", "6,4"),
         (&|b| kappa * (1.0 - b.sqrt()).powi(2), "#2ca02c", ""),

@@ -7,9 +7,16 @@
 //! [`tune`] the classical tunings with their closed-form rates,
 //! [`steps_to_reach`] the number of steps a rate needs, and
 //! [`predicted_losses`] / [`predicted_residuals`] the whole predicted
-//! trajectory. After training: [`measured_rate`] fits the rate of a loss
-//! curve, [`compare`] sets it against the prediction and [`speedup`] measures
-//! how many times faster one run reached a loss level than another.
+//! trajectory. [`ModalResidual`] holds the actual initial residual in the
+//! eigenbasis of H once, and predicts from it the steps to any loss level,
+//! split into the asymptotic rate and the transient of the stiff modes
+//! ([`StepPrediction`]); [`best_tuning`] finds the (η, β) that reach a level
+//! in the fewest predicted steps. After training: [`measured_rate`] fits the
+//! rate of a loss curve, [`compare`] sets it against the prediction,
+//! [`speedup`] measures how many times faster one run reached a loss level
+//! than another, and [`regime`] says whether the run stayed in the NTK regime
+//! (from λ_min and λ_max of H(W_t) at its diagnostics) and how far the
+//! measured rate exponent is from the linearized one.
 //!
 //! # Linearized residual dynamics
 //!

@@ -214,7 +214,9 @@ pub fn damping(method: Method, lr: f64, momentum: f64, lambda: f64) -> Result<Da
 /// let spectrum = [0.1, 0.4, 1.0];
 /// // GD: max |1 - eta lambda| = 1 - 0.1 eta.
 /// assert!((rate(Method::GradientDescent, 1.0, 0.0, &spectrum)? - 0.9).abs() < 1e-15);
-/// // At the same (eta, beta), NAG beats HB: sqrt(0.8 * 0.9) < sqrt(0.8).
+/// // Here every mode lies in the band where the correction damps more
+/// // (((1 - beta)/(1 + beta))^2 = 0.012 < eta lambda <= 1), so NAG beats HB:
+/// // sqrt(0.8 * 0.9) < sqrt(0.8). Below that band NAG would be slower.
 /// let hb = rate(Method::HeavyBall, 1.0, 0.8, &spectrum)?;
 /// let nag = rate(Method::Nesterov, 1.0, 0.8, &spectrum)?;
 /// assert!((hb - 0.8_f64.sqrt()).abs() < 1e-15 && (nag - 0.72_f64.sqrt()).abs() < 1e-15);
