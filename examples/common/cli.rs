@@ -30,7 +30,7 @@ pub struct Experiment {
     /// the embedded subset can give.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub n: Option<u64>,
-    /// Width m of the network. Default: 65536 for at most 64 samples (the
+    /// Width m of the network. Default: 16384 for at most 64 samples (the
     /// embedded CIFAR-10 subset, which stays in the NTK regime at that width),
     /// else 4096.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -53,9 +53,13 @@ pub struct Experiment {
     /// Float type.
     #[arg(long, value_enum, default_value_t = Dtype::F64)]
     pub dtype: Dtype,
-    /// Subtract the mean image before normalizing rows.
+    /// Keep the raw images: do not subtract the mean image before
+    /// normalizing rows. By default the mean image of the subset is
+    /// subtracted, which lowers the condition number of the kernel (20
+    /// embedded CIFAR-10 images: kappa 110 raw, 8.1 centered) and keeps runs
+    /// closer to the NTK regime.
     #[arg(long)]
-    pub center: bool,
+    pub raw: bool,
     /// Binary task as "POS:NEG", each side comma-separated class names or
     /// labels, NEG may be "rest" (e.g. "cat,dog:rest"). Default: the
     /// dataset's own.
@@ -88,11 +92,16 @@ impl Experiment {
         Ok(())
     }
 
+    /// Whether the mean image is subtracted (the default; `--raw` keeps it).
+    pub fn center(&self) -> bool {
+        !self.raw
+    }
+
     /// `--width`, or the default for `n` samples.
     pub fn width_for(&self, n: usize) -> usize {
         match self.width {
             Some(w) => w as usize,
-            None if n <= 64 => 65536,
+            None if n <= 64 => 16384,
             None => 4096,
         }
     }

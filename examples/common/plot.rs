@@ -6,14 +6,20 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::report::{RunResult, FIT_LOWER, FIT_UPPER};
-use super::{short, AnyResult};
+use super::AnyResult;
 
 /// Points of one line.
 type Points = Vec<(f64, f64)>;
 /// Named lines of one panel: (legend, value per width).
 pub type Lines = Vec<(String, Vec<f64>)>;
 
-const COLORS: [RGBColor; 3] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44)];
+const COLORS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+];
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> Box<dyn std::error::Error> {
     format!("cannot draw {}: {e}", path.display()).into()
@@ -89,7 +95,7 @@ pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> AnyResult<()
         .map(|(i, r)| {
             let measured = above_floor(r.history.losses(), lo);
             let predicted = above_floor(&r.predicted_losses, lo);
-            (short(r.method), COLORS[i % COLORS.len()], measured, predicted)
+            (r.label.clone(), COLORS[i % COLORS.len()], measured, predicted)
         })
         .collect();
     // All runs start from the same network, so they share L_0.

@@ -101,7 +101,7 @@ pub fn problem<T: Float>(
         Some(n) => n as usize,
         None => 1000.min(task.max_balanced(&images)),
     };
-    let (x, y) = binary_dataset::<T>(&images, &task, n, args.seed, args.center)?;
+    let (x, y) = binary_dataset::<T>(&images, &task, n, args.seed, args.center())?;
     let width = width.unwrap_or_else(|| args.width_for(n));
     let model = TwoLayerReLU::<T>::init(x.ncols(), width, args.seed)?;
     let h0 = model.ntk_gram(&x)?;
@@ -115,7 +115,7 @@ pub fn problem<T: Float>(
         task.name(),
         n,
         x.ncols(),
-        if args.center { ", centered" } else { "" },
+        if args.center() { ", mean image subtracted" } else { ", raw" },
         T::NAME
     );
     let title = format!(
