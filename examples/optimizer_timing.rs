@@ -10,7 +10,8 @@
 //!
 //! Cases: Nesterov (lr 0.01, momentum 0.9) in both conventions
 //! (`displacement`, the default: state v and g_prev; `pytorch`: one momentum
-//! buffer) and heavy ball, on `Vec<T>` parameters of N entries with a fixed
+//! buffer), each also without the finiteness check (`*_unchecked`,
+//! `check_finite(false)`), and heavy ball, on `Vec<T>` parameters of N entries with a fixed
 //! random gradient, f32 and f64; and a `Vec<Vec<T>>` of `--tensors` equal
 //! tensors totalling `--set-total` entries. Per case: 5 untimed steps, then
 //! 7 repeats of a batch of steps (20 for N ≤ 1e6, else 5); printed are the
@@ -151,6 +152,13 @@ impl Case {
         self.time("nesterov", "displacement", 2, Nesterov::new(0.01, 0.9)?, params, grad)?;
         let pytorch = Nesterov::new(0.01, 0.9)?.convention(Convention::PyTorch);
         self.time("nesterov", "pytorch", 1, pytorch, params, grad)?;
+        // The same steps without the finiteness check (PyTorch's contract).
+        let unchecked = Nesterov::new(0.01, 0.9)?.check_finite(false);
+        self.time("nesterov", "displacement_unchecked", 2, unchecked, params, grad)?;
+        let unchecked = Nesterov::new(0.01, 0.9)?
+            .convention(Convention::PyTorch)
+            .check_finite(false);
+        self.time("nesterov", "pytorch_unchecked", 1, unchecked, params, grad)?;
         self.time(
             "heavy_ball",
             "displacement",

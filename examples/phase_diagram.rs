@@ -138,15 +138,12 @@ fn panel(
         let (ix, iy) = (i % grid, i / grid);
         let _ = writeln!(
             svg,
-            r#"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="{}"><title>lr*lambda_max {:.3}, beta {:.5}: {}</title></rect>"#,
+            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
             left + ix as f64 * cw,
             top + iy as f64 * cw,
             cw + 0.3,
             cw + 0.3,
             colour(value(c)),
-            c.x,
-            c.beta,
-            value(c).map_or("-".into(), |v| format!("{v:.3}"))
         );
     }
     // Curves x(beta) over the beta axis.

@@ -37,15 +37,17 @@ const LANES: usize = 16;
 /// about 4 cycles per entry instead of a fraction).
 fn all_finite<T: Float>(c: &[T]) -> bool {
     let mut acc = [T::zero(); LANES];
-    let mut chunks = c.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(chunk) {
+    crate::linalg::with_avx2(|| {
+        let mut chunks = c.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (a, &x) in acc.iter_mut().zip(chunk) {
+                *a += x * T::zero();
+            }
+        }
+        for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
             *a += x * T::zero();
         }
-    }
-    for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
-        *a += x * T::zero();
-    }
+    });
     acc.iter().fold(T::zero(), |s, &a| s + a).finite()
 }
 

@@ -160,14 +160,7 @@ pub struct ExtremeEigenvalues {
 /// # Ok::<(), ntk_momentum::Error>(())
 /// ```
 pub fn extreme_eigenvalues<T: Float>(h: &DMatrix<T>) -> Result<ExtremeEigenvalues> {
-    if h.nrows() != h.ncols() || h.nrows() == 0 {
-        return Err(Error::shape(
-            "Gram matrix",
-            "square and non-empty",
-            format!("{} x {}", h.nrows(), h.ncols()),
-        ));
-    }
-    check_finite_matrix("Gram matrix", h)?;
+    check_gram(h)?;
     let (lambda_min, lambda_max) = crate::linalg::symmetric_extremes(h).unwrap_or((f64::NAN, f64::NAN));
     Ok(ExtremeEigenvalues { lambda_min, lambda_max })
 }
@@ -189,7 +182,8 @@ pub fn eigendecomposition<T: Float>(h: &DMatrix<T>) -> Result<(Spectrum, DMatrix
     Ok((Spectrum::from_sorted(values), vectors))
 }
 
-fn to_f64_symmetric<T: Float>(h: &DMatrix<T>) -> Result<DMatrix<f64>> {
+/// Checks that `h` is square, non-empty and finite.
+fn check_gram<T: Float>(h: &DMatrix<T>) -> Result<()> {
     if h.nrows() != h.ncols() || h.nrows() == 0 {
         return Err(Error::shape(
             "Gram matrix",
@@ -197,7 +191,11 @@ fn to_f64_symmetric<T: Float>(h: &DMatrix<T>) -> Result<DMatrix<f64>> {
             format!("{} x {}", h.nrows(), h.ncols()),
         ));
     }
-    check_finite_matrix("Gram matrix", h)?;
+    check_finite_matrix("Gram matrix", h)
+}
+
+fn to_f64_symmetric<T: Float>(h: &DMatrix<T>) -> Result<DMatrix<f64>> {
+    check_gram(h)?;
     // Symmetrise to remove rounding asymmetry before the symmetric solver.
     let n = h.nrows();
     Ok(DMatrix::from_fn(n, n, |i, j| {

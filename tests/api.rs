@@ -110,6 +110,37 @@ fn mismatched_sets_are_refused_with_nothing_changed() {
     assert_eq!((a, b, hb.state()), before);
 }
 
+/// Without the finiteness check a step gives bit for bit the checked step's
+/// iterates on finite input, and lets NaN through (PyTorch's contract); with
+/// it (the default) NaN is refused. Shapes are checked either way.
+#[test]
+fn unchecked_steps_equal_checked_ones_and_let_nan_through() {
+    for convention in [Convention::Displacement, Convention::PyTorch] {
+        let mut checked = Nesterov::new(0.05, 0.9).unwrap().convention(convention);
+        let mut unchecked = Nesterov::new(0.05, 0.9)
+            .unwrap()
+            .convention(convention)
+            .check_finite(false);
+        assert!(checked.checks_finite() && !unchecked.checks_finite());
+        let (mut x, mut y) = (vec![1.0_f32, -2.0, 3.0], vec![1.0_f32, -2.0, 3.0]);
+        for t in 0..20 {
+            let g: Vec<f32> = x.iter().map(|v| v * (1.0 + t as f32 * 0.1)).collect();
+            checked.step(&mut x, &g).unwrap();
+            unchecked.step(&mut y, &g).unwrap();
+        }
+        assert_eq!(x, y);
+        assert_eq!(checked.state(), unchecked.state());
+        let nan = vec![f32::NAN, 0.0, 0.0];
+        assert!(matches!(checked.step(&mut x, &nan), Err(Error::NonFinite { .. })));
+        unchecked.step(&mut y, &nan).unwrap();
+        assert!(y[0].is_nan() && y[1].is_finite());
+        assert!(matches!(
+            unchecked.step(&mut y, &vec![0.0_f32; 2]),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
+}
+
 /// A schedule value out of range is refused at the step that uses it.
 #[test]
 fn out_of_range_schedule_values_are_refused() {

@@ -115,7 +115,11 @@ pub fn problem<T: Float>(
         task.name(),
         n,
         x.ncols(),
-        if args.center() { ", mean image subtracted" } else { ", raw" },
+        if args.center() {
+            ", mean image subtracted"
+        } else {
+            ", raw"
+        },
         T::NAME
     );
     let title = format!(

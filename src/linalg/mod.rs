@@ -42,6 +42,27 @@ pub fn gemm_threads() -> usize {
     }
 }
 
+/// Runs `body` in a function compiled for AVX2 when the CPU has it, else as
+/// is; `body` is inlined into either copy, so its loops use 256-bit vectors
+/// where available. Used by the elementwise passes, whose results do not
+/// depend on the vector width (no fused multiply-add is introduced).
+#[inline(always)]
+pub(crate) fn with_avx2(body: impl FnOnce()) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2(body: impl FnOnce()) {
+                body()
+            }
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { avx2(body) };
+            return;
+        }
+    }
+    body()
+}
+
 /// Whether an elementwise pass over `len` entries should be split across
 /// threads (large enough, and more than one thread allowed). Elementwise
 /// passes give bit-identical results either way.

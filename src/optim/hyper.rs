@@ -209,6 +209,25 @@ macro_rules! bookkeeping_methods {
             Self::NAME
         }
 
+        /// Whether each step first checks the parameters and the gradient for
+        /// NaN and infinities (the default, `true`). With the check a step
+        /// refuses non-finite input with [`crate::Error::NonFinite`] and
+        /// changes nothing; it costs one extra read of θ and g (two of the
+        /// seven memory passes of a displacement-form NAG step). Without it a
+        /// step reads and writes each array once and NaN or infinities
+        /// propagate into the parameters and the state, as in PyTorch.
+        /// Shapes are checked either way.
+        #[must_use = "a builder method returns the changed value"]
+        pub fn check_finite(mut self, check: bool) -> Self {
+            self.core.set_check_finite(check);
+            self
+        }
+
+        /// Whether steps check for non-finite input (see `check_finite`).
+        pub fn checks_finite(&self) -> bool {
+            self.core.checks_finite()
+        }
+
         /// Steps taken since construction or the last reset.
         pub fn steps_taken(&self) -> u64 {
             self.core.steps()

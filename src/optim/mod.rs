@@ -97,7 +97,8 @@ pub trait Optimizer<P: ?Sized, G: ?Sized = P> {
     /// number of tensors or shapes, a declared shape disagrees with its
     /// storage, or the shapes differ from those of the first step;
     /// [`crate::Error::NonFinite`] if the gradient or the parameters hold NaN
-    /// or an infinity; [`crate::Error::InvalidParameter`] if a schedule's
+    /// or an infinity (the built-in optimizers check this unless built with
+    /// `check_finite(false)`); [`crate::Error::InvalidParameter`] if a schedule's
     /// value at this step is out of range; [`crate::Error::Unsupported`]
     /// for another float type than the first step's. On error neither
     /// `params` nor the optimizer state is changed.

@@ -116,6 +116,9 @@ pub(crate) struct Core {
     step: u64,
     buffer_names: &'static [&'static str],
     store: Store,
+    /// Whether a step checks parameters and gradient for NaN and infinities
+    /// before it writes anything.
+    check_finite: bool,
 }
 
 fn describe(index: usize, count: usize) -> String {
@@ -132,6 +135,7 @@ impl Core {
             step: 0,
             buffer_names,
             store: Store::Empty,
+            check_finite: true,
         }
     }
 
@@ -143,6 +147,16 @@ impl Core {
     /// The float type fixed by the first step.
     pub(crate) fn precision(&self) -> Option<Precision> {
         self.store.precision()
+    }
+
+    /// Turns the finiteness check of every step on or off.
+    pub(crate) fn set_check_finite(&mut self, check: bool) {
+        self.check_finite = check;
+    }
+
+    /// Whether steps check finiteness.
+    pub(crate) fn checks_finite(&self) -> bool {
+        self.check_finite
     }
 
     /// Replaces the buffer names (a change of convention); forgets the state.
@@ -216,6 +230,9 @@ impl Core {
                         ps.to_string(),
                     ));
                 }
+            }
+            if !self.check_finite {
+                continue;
             }
             // Shapes agree, so p and g have the same length.
             match first_non_finite_of_pair(g, p) {
