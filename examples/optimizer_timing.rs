@@ -220,6 +220,21 @@ fn main() {
         16.0 * n as f64 / (median * 1e-3) / 1e9,
         16.0 * n as f64 / (min * 1e-3) / 1e9
     );
+    // The same copy split over the thread pool (what 2 threads can move).
+    let times = size::or_exit(time_batches(args.repeats, batch_for(n), || {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        Ok(())
+    }));
+    let (median, min, max) = summary(times);
+    println!(
+        "copy_threads n={n} dtype=f64 batch={} median_ms={median:.4} min_ms={min:.4} max_ms={max:.4} GBps={:.2} GBps_best={:.2}",
+        batch_for(n),
+        16.0 * n as f64 / (median * 1e-3) / 1e9,
+        16.0 * n as f64 / (min * 1e-3) / 1e9
+    );
     for &dtype in &args.dtypes {
         size::or_exit(match dtype {
             Dtype::F32 => run::<f32>(&args, dtype),

@@ -36,8 +36,10 @@ const LANES: usize = 16;
 /// accumulators (one accumulator would chain every add on the previous one:
 /// about 4 cycles per entry instead of a fraction).
 fn all_finite<T: Float>(c: &[T]) -> bool {
-    let mut acc = [T::zero(); LANES];
-    crate::linalg::with_avx2(|| {
+    // The accumulators are the closure's own (returned by value), so they
+    // stay in registers.
+    let acc = crate::linalg::with_avx2(|| {
+        let mut acc = [T::zero(); LANES];
         let mut chunks = c.chunks_exact(LANES);
         for chunk in &mut chunks {
             for (a, &x) in acc.iter_mut().zip(chunk) {
@@ -47,6 +49,7 @@ fn all_finite<T: Float>(c: &[T]) -> bool {
         for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
             *a += x * T::zero();
         }
+        acc
     });
     acc.iter().fold(T::zero(), |s, &a| s + a).finite()
 }

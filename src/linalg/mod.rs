@@ -47,17 +47,16 @@ pub fn gemm_threads() -> usize {
 /// where available. Used by the elementwise passes, whose results do not
 /// depend on the vector width (no fused multiply-add is introduced).
 #[inline(always)]
-pub(crate) fn with_avx2(body: impl FnOnce()) {
+pub(crate) fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             #[target_feature(enable = "avx2")]
-            unsafe fn avx2(body: impl FnOnce()) {
+            unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
                 body()
             }
             // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { avx2(body) };
-            return;
+            return unsafe { avx2(body) };
         }
     }
     body()
