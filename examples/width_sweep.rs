@@ -74,7 +74,11 @@ fn sweep<T: Float>(args: &Args) -> AnyResult<()> {
             let measured = fit.as_ref().map_or(f64::NAN, |f| f.rate);
             // Against the linearized trajectory fitted over the same window
             // (the spectral rate alone misses the transient in the window).
-            let gap = r.regime.as_ref().and_then(|v| v.exponent_gap).map_or(f64::NAN, f64::abs);
+            let gap = r
+                .regime
+                .as_ref()
+                .and_then(|v| v.exponent_gap)
+                .map_or(f64::NAN, f64::abs);
             let (in_regime, lambda_min_change) = r.regime.as_ref().map_or((None, f64::NAN), |v| {
                 let (first, last) = (v.exponents[0], v.exponents[v.exponents.len() - 1]);
                 (Some(v.in_regime), last.1 / first.1 - 1.0)
