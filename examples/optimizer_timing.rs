@@ -196,6 +196,22 @@ fn run<T: Float>(args: &Args, dtype: Dtype) -> Result<()> {
     Ok(())
 }
 
+/// Times `copy` (of `n` f64 entries: 16 bytes moved per entry) and prints
+/// one `label` line.
+fn copy_reference(label: &str, repeats: usize, n: usize, mut copy: impl FnMut()) {
+    let times = size::or_exit(time_batches(repeats, batch_for(n), || {
+        copy();
+        Ok(())
+    }));
+    let (median, min, max) = summary(times);
+    println!(
+        "{label} n={n} dtype=f64 batch={} median_ms={median:.4} min_ms={min:.4} max_ms={max:.4} GBps={:.2} GBps_best={:.2}",
+        batch_for(n),
+        16.0 * n as f64 / (median * 1e-3) / 1e9,
+        16.0 * n as f64 / (min * 1e-3) / 1e9
+    );
+}
+
 fn main() {
     let args = Args::parse();
     if args.repeats == 0 || args.sizes.iter().any(|&n| !(1.0..=1e10).contains(&n)) {
@@ -209,32 +225,14 @@ fn main() {
     );
     let n = 10_000_000;
     let (src, mut dst) = (filled::<f64>(n, 3), vec![0.0f64; n]);
-    let times = size::or_exit(time_batches(args.repeats, batch_for(n), || {
-        dst.copy_from_slice(&src);
-        Ok(())
-    }));
-    let (median, min, max) = summary(times);
-    println!(
-        "copy n={n} dtype=f64 batch={} median_ms={median:.4} min_ms={min:.4} max_ms={max:.4} GBps={:.2} GBps_best={:.2}",
-        batch_for(n),
-        16.0 * n as f64 / (median * 1e-3) / 1e9,
-        16.0 * n as f64 / (min * 1e-3) / 1e9
-    );
+    copy_reference("copy", args.repeats, n, || dst.copy_from_slice(&src));
     // The same copy split over the thread pool (what 2 threads can move).
-    let times = size::or_exit(time_batches(args.repeats, batch_for(n), || {
+    copy_reference("copy_threads", args.repeats, n, || {
         use rayon::prelude::*;
         dst.par_chunks_mut(1 << 16)
             .zip(src.par_chunks(1 << 16))
             .for_each(|(d, s)| d.copy_from_slice(s));
-        Ok(())
-    }));
-    let (median, min, max) = summary(times);
-    println!(
-        "copy_threads n={n} dtype=f64 batch={} median_ms={median:.4} min_ms={min:.4} max_ms={max:.4} GBps={:.2} GBps_best={:.2}",
-        batch_for(n),
-        16.0 * n as f64 / (median * 1e-3) / 1e9,
-        16.0 * n as f64 / (min * 1e-3) / 1e9
-    );
+    });
     for &dtype in &args.dtypes {
         size::or_exit(match dtype {
             Dtype::F32 => run::<f32>(&args, dtype),

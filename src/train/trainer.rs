@@ -177,9 +177,11 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         self
     }
 
-    /// Whether the diagnostics include the NTK drift. It needs K = X Xᵀ and
+    /// Whether the diagnostics include the NTK drift and λ_min, λ_max of
+    /// H(W_t) (what [`crate::theory::regime`] needs). It needs K = X Xᵀ and
     /// two n × n Gram matrices, and costs about n² m / 64 popcount operations
-    /// per diagnostic. Default true; it is skipped (recorded as `None`) for
+    /// per diagnostic, plus a dense eigen-solve up to n = 128 or Lanczos
+    /// products (O(n²) each) beyond. Default true; it is skipped (recorded as `None`) for
     /// more than [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES) samples, where the n × n matrices
     /// would dominate memory.
     #[must_use = "a builder method returns the changed value"]
