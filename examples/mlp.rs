@@ -136,7 +136,11 @@ impl Mlp {
     }
 }
 
+#[path = "common/pipe.rs"]
+mod pipe;
+
 fn main() {
+    pipe::quiet_on_closed_stdout();
     let args = Args::parse();
     if let Err(e) = run(&args) {
         eprintln!("error: {e}");

@@ -351,5 +351,6 @@ fn run(args: &Args) -> AnyResult<()> {
 }
 
 fn main() {
+    common::pipe::quiet_on_closed_stdout();
     common::exit_on_error(run(&Args::parse()));
 }

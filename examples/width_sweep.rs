@@ -185,6 +185,7 @@ fn sweep<T: Float>(args: &Args) -> AnyResult<()> {
 }
 
 fn main() {
+    common::pipe::quiet_on_closed_stdout();
     let args = Args::parse();
     common::exit_on_error(match args.experiment.dtype {
         Dtype::F32 => sweep::<f32>(&args),

@@ -270,3 +270,30 @@ fn transient_of_the_stiff_modes() {
     assert!(best_tuning(Method::HeavyBall, &r, 0.1, 0, 0.1).is_err());
     assert!(best_tuning(Method::HeavyBall, &r, 0.1, 10, 1.0).is_err());
 }
+
+/// A non-symmetric matrix is refused by the spectral functions (it used to be
+/// symmetrised silently: [[1, 5], [-5, 1]] gave eigenvalues [1, 1]); rounding
+/// asymmetry below √ε is accepted.
+#[test]
+fn spectral_functions_refuse_non_symmetric_matrices() {
+    use ntk_momentum::ntk::asymmetry_tolerance;
+    let skew = DMatrix::from_row_slice(2, 2, &[1.0_f64, 5.0, -5.0, 1.0]);
+    for err in [
+        Spectrum::of(&skew).unwrap_err(),
+        eigendecomposition(&skew).unwrap_err(),
+        extreme_eigenvalues(&skew).unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(text.contains("Gram matrix") && text.contains("non-symmetric"), "{text}");
+    }
+    let tol = asymmetry_tolerance::<f64>();
+    let nearly = DMatrix::from_row_slice(2, 2, &[2.0_f64, 1.0 + 0.5 * tol, 1.0, 2.0]);
+    let s = Spectrum::of(&nearly).unwrap();
+    assert!((s.lambda_max - 3.0).abs() < 1e-7 && (s.lambda_min - 1.0).abs() < 1e-7);
+    let beyond = DMatrix::from_row_slice(2, 2, &[2.0_f64, 1.0 + 4.0 * tol, 1.0, 2.0]);
+    assert!(Spectrum::of(&beyond).is_err());
+    // f32 Gram matrices of the model pass.
+    let x = unit_rows(30, 8, 1).map(|v| v as f32);
+    let model = TwoLayerReLU::<f32>::init(8, 256, 2).unwrap();
+    assert!(Spectrum::of(&model.ntk_gram(&x).unwrap()).is_ok());
+}

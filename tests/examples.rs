@@ -237,3 +237,41 @@ fn mlp_trains_a_parameter_set_with_hb_and_nag() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("hidden"), "{stderr}");
 }
+
+/// An example whose stdout is closed early (piped into `head`) ends quietly:
+/// no panic message, no error line.
+#[test]
+fn closed_stdout_ends_an_example_quietly() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let dir = out_dir("pipe");
+    let mut child = Command::new(example("cifar_subset"))
+        .args([
+            "--quiet",
+            "--width",
+            "64",
+            "--steps",
+            "5",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: stdout is closed after one line.
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert!(first.starts_with("CIFAR-10"), "{first}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    assert!(!status.success() || stderr.is_empty(), "{status:?}: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod pipe;
 pub mod plot;
 pub mod problem;
 pub mod report;
@@ -44,6 +45,7 @@ pub const TUNING_MARGIN: f64 = 0.1;
 
 /// Runs one `*_subset` experiment end to end (CIFAR-10 with `--download`).
 pub fn subset_experiment(dataset: Dataset, example: &str) {
+    pipe::quiet_on_closed_stdout();
     let (args, fetch) = if dataset == Dataset::Cifar10 {
         let a = CifarArgs::parse();
         (a.experiment, Some(a.download))

@@ -28,8 +28,12 @@ pub enum Dtype {
     F64,
 }
 
+#[path = "../common/pipe.rs"]
+mod pipe;
+
 /// Checks `--steps` and sets the thread count; exits with code 2 on `--steps 0`.
 pub fn start(steps: usize, threads: usize) {
+    pipe::quiet_on_closed_stdout();
     if steps == 0 {
         eprintln!("error: --steps must be at least 1");
         std::process::exit(2);
