@@ -242,10 +242,6 @@ pub fn train_tuned<T: Float>(problem: &Problem<T>, tuning: &BestTuning, args: &E
     Ok(r)
 }
 
-fn steps_cell(s: Option<usize>) -> String {
-    s.map_or("-".into(), |s| s.to_string())
-}
-
 /// Predicted (linearized, from H(W_0) and the actual ξ_0) against measured
 /// steps to each of [`LEVELS`], with the prediction split into the rate
 /// alone and the transient.
@@ -274,11 +270,11 @@ pub fn levels_report<T: Float>(p: &Problem<T>, results: &[RunResult], budget: us
                 "{:<5} {:>6.0e} {:>7} {:>10} {:>10} {:>8.1} {:>8} {:>7}",
                 r.label,
                 level,
-                steps_cell(pr.steps),
+                fmt_opt_usize(pr.steps),
                 pr.asymptotic_steps.map_or("-".into(), |a| format!("{a:.1}")),
                 pr.transient_steps.map_or("-".into(), |a| format!("{a:+.1}")),
                 100.0 * pr.stiff_share,
-                steps_cell(measured),
+                fmt_opt_usize(measured),
                 error
             );
         }
@@ -376,10 +372,10 @@ pub fn claims_report(results: &[RunResult], residual: &theory::ModalResidual, bu
             s,
             "  NAG no slower than HB to {level:.0e} of L_0: {} (measured HB {}, NAG {}; predicted HB {}, NAG {})",
             yes(ok),
-            steps_cell(h),
-            steps_cell(n),
-            steps_cell(ph),
-            steps_cell(pn)
+            fmt_opt_usize(h),
+            fmt_opt_usize(n),
+            fmt_opt_usize(ph),
+            fmt_opt_usize(pn)
         );
         if !ok && h.is_none() && n.is_none() {
             let far = 100 * budget.max(1);
@@ -391,8 +387,8 @@ pub fn claims_report(results: &[RunResult], residual: &theory::ModalResidual, bu
                 s,
                 "    why: neither reached it within the {budget} steps of this run (predicted HB {}, NAG {} steps); \
                  run longer with --steps",
-                steps_cell(fh),
-                steps_cell(fn_)
+                fmt_opt_usize(fh),
+                fmt_opt_usize(fn_)
             );
         } else if !ok {
             let predicted_too = matches!((ph, pn), (Some(ph), Some(pn)) if pn > ph);
