@@ -12,7 +12,8 @@
 //! Writes `phase_diagram.csv` and `phase_diagram.svg` to `--out` (default
 //! `target/experiments/phase_diagram`). In the heat maps blue means NAG needs
 //! fewer steps than HB, red more; grey cells are unstable for a method or do
-//! not reach the level within `--budget` steps. Lines: the stability limits
+//! not reach the level within `--budget` steps. β grows upwards (log scale
+//! in 1 − β). Lines: the stability limits
 //! (HB η λ_max = 2(1 + β), NAG 2(1 + β)/(1 + 2β)) and the critical-damping
 //! curves of the slowest mode λ_min (HB η λ_min = (1 − √β)², NAG
 //! η λ_min = ((1 − β)/(1 + β))²): above a curve that mode is underdamped.
@@ -126,7 +127,8 @@ fn panel(
     (left, top, size): (f64, f64, f64),
 ) {
     let px = |x: f64| left + size * x / X_MAX;
-    let py = |beta: f64| top + size * ((1.0 - beta).log10() / ONE_MINUS_BETA_MIN.log10());
+    // beta grows upwards: 0 at the bottom, 1 - ONE_MINUS_BETA_MIN at the top.
+    let py = |beta: f64| top + size * (1.0 - (1.0 - beta).log10() / ONE_MINUS_BETA_MIN.log10());
     let cw = size / grid as f64;
     let _ = writeln!(
         svg,
@@ -140,7 +142,7 @@ fn panel(
             svg,
             r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
             left + ix as f64 * cw,
-            top + iy as f64 * cw,
+            top + (grid - 1 - iy) as f64 * cw,
             cw + 0.3,
             cw + 0.3,
             colour(value(c)),

@@ -153,7 +153,7 @@ pub fn loss_svg(path: &Path, title: &str, results: &[RunResult]) -> AnyResult<()
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .legend_area_size(LEGEND_LEN + 10)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
