@@ -51,15 +51,9 @@ pub fn train_one<T: Float>(
         momentum
     };
     let predicted_rate = theory::rate(method, lr, beta, &problem.spectrum.eigenvalues)?;
-    let predicted_losses = theory::predicted_losses(
-        method,
-        lr,
-        beta,
-        &problem.spectrum.eigenvalues,
-        &problem.eigenvectors,
-        &problem.xi0,
-        args.steps,
-    )?;
+    // From ξ_0 projected once (predicted_losses would re-check V's
+    // orthonormality, O(n³), for every run).
+    let predicted_losses = problem.residual.losses(method, lr, beta, args.steps)?;
     let optimizer: Box<dyn Optimizer<DMatrix<T>> + Send> = match method {
         Method::GradientDescent => Box::new(GradientDescent::new(lr)?),
         Method::HeavyBall => Box::new(HeavyBall::new(lr, beta)?),

@@ -117,6 +117,9 @@ fn normalize(v: &mut [f64]) {
 /// [`symmetric_extremes`]; larger ones go through Lanczos.
 pub(crate) const DENSE_EXTREMES_MAX: usize = 128;
 
+/// Most products by `h` [`symmetric_extremes`] spends.
+pub(crate) const EXTREMES_MAX_PRODUCTS: usize = 1000;
+
 /// Relative residual tolerance of [`symmetric_extremes`].
 pub(crate) const EXTREMES_TOLERANCE: f64 = 1e-10;
 
@@ -143,5 +146,5 @@ pub(crate) fn symmetric_extremes<T: crate::Float>(h: &DMatrix<T>) -> Option<(f64
                 .for_each(|(yi, &hij)| *yi += hij.to_f64() * xj);
         }
     };
-    extreme_eigenvalues(n, apply, EXTREMES_TOLERANCE, 1000)
+    extreme_eigenvalues(n, apply, EXTREMES_TOLERANCE, EXTREMES_MAX_PRODUCTS)
 }

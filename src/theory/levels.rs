@@ -136,7 +136,9 @@ impl ModalResidual {
     ) -> Result<Option<usize>> {
         check_fraction(loss_fraction)?;
         let recursion = ModeRecursion::new(method, lr.into(), momentum.into(), &self.eigenvalues, 1)?;
-        recursion.first_below(&self.coordinates, loss_fraction * self.initial_loss(), budget)
+        Ok(recursion
+            .first_below(&self.coordinates, loss_fraction * self.initial_loss(), budget)?
+            .0)
     }
 
     /// The steps to `loss_fraction` of L_0, split into what the asymptotic
@@ -359,7 +361,7 @@ pub fn best_tuning(
     let score = |u: f64, s: f64| -> Result<(usize, f64, f64, f64)> {
         let (lr, beta) = point(u, s);
         let recursion = ModeRecursion::new(method, lr.into(), beta.into(), &residual.eigenvalues, 1)?;
-        let (steps, loss) = recursion.first_below_with_loss(&residual.coordinates, target, budget)?;
+        let (steps, loss) = recursion.first_below(&residual.coordinates, target, budget)?;
         Ok((steps.unwrap_or(budget + 1), loss, lr, beta))
     };
     let better = |a: &(usize, f64, f64, f64), b: &(usize, f64, f64, f64)| a.0 < b.0 || (a.0 == b.0 && a.1 < b.1);

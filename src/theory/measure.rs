@@ -139,25 +139,31 @@ pub fn measured_rate(losses: &[f64], upper_fraction: f64, lower_fraction: f64) -
             ),
         ));
     }
-    let k = points.len() as f64;
-    let (mt, my) = points
-        .iter()
-        .fold((0.0, 0.0), |(st, sy), &(t, y)| (st + t / k, sy + y / k));
-    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
-    for &(t, y) in &points {
-        let (dt, dy) = (t - mt, y - my);
-        sxx += dt * dt;
-        sxy += dt * dy;
-        syy += dy * dy;
-    }
-    let slope = sxy / sxx;
-    let r_squared = if syy > 0.0 { (sxy * sxy) / (sxx * syy) } else { 1.0 };
+    let (slope, r_squared) = least_squares(&points);
     Ok(RateFit {
         rate: (0.5 * slope).exp(),
         window: (points[0].0 as usize, points[points.len() - 1].0 as usize),
         points: points.len(),
         r_squared,
     })
+}
+
+/// The least-squares slope of y against t over `points` (at least two
+/// distinct t) and the coefficient of determination (1 for a constant y).
+pub(super) fn least_squares(points: &[(f64, f64)]) -> (f64, f64) {
+    let k = points.len() as f64;
+    let (mt, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(st, sy), &(t, y)| (st + t / k, sy + y / k));
+    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
+    for &(t, y) in points {
+        let (dt, dy) = (t - mt, y - my);
+        sxx += dt * dt;
+        sxy += dt * dy;
+        syy += dy * dy;
+    }
+    let r_squared = if syy > 0.0 { (sxy * sxy) / (sxx * syy) } else { 1.0 };
+    (sxy / sxx, r_squared)
 }
 
 /// [`measured_rate`] of a training run's [`History::losses`].

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::measure::measured_rate;
+use super::measure::{least_squares, measured_rate};
 use super::modes::rate;
 use super::Method;
 use crate::{Error, History, Result};
@@ -224,10 +224,6 @@ pub(super) fn window_exponent(losses: &[f64], a: usize, b: usize) -> Option<f64>
     if points.len() < 3 {
         return None;
     }
-    let k = points.len() as f64;
-    let (mt, my) = points.iter().fold((0.0, 0.0), |(s, r), &(t, y)| (s + t / k, r + y / k));
-    let (sxx, sxy) = points.iter().fold((0.0, 0.0), |(sxx, sxy), &(t, y)| {
-        (sxx + (t - mt).powi(2), sxy + (t - mt) * (y - my))
-    });
-    Some(1.0 - (0.5 * sxy / sxx).exp())
+    let (slope, _) = least_squares(&points);
+    Some(1.0 - (0.5 * slope).exp())
 }

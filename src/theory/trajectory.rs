@@ -74,14 +74,10 @@ impl<'a> ModeRecursion<'a> {
     }
 
     /// The first t ≤ `budget` with ½‖c_t‖² ≤ `target` (constant η and β:
-    /// checked for t = 0 by [`ModeRecursion::new`]).
-    pub(super) fn first_below(&self, c0: &[f64], target: f64, budget: usize) -> Result<Option<usize>> {
-        Ok(self.first_below_with_loss(c0, target, budget)?.0)
-    }
-
-    /// As [`ModeRecursion::first_below`], with the loss at that step (or at
-    /// `budget` when the target is not reached; +∞ once it overflows).
-    pub(super) fn first_below_with_loss(&self, c0: &[f64], target: f64, budget: usize) -> Result<(Option<usize>, f64)> {
+    /// checked for t = 0 by [`ModeRecursion::new`]), with the loss at that
+    /// step (or at `budget` when the target is not reached; +∞ once it
+    /// overflows).
+    pub(super) fn first_below(&self, c0: &[f64], target: f64, budget: usize) -> Result<(Option<usize>, f64)> {
         let (mut current, mut previous) = (c0.to_vec(), c0.to_vec());
         let mut loss = half_square(&current);
         if loss <= target {
