@@ -17,8 +17,10 @@
 //! 7 repeats of a batch of steps (20 for N ≤ 1e6, else 5); printed are the
 //! median, min and max ms per step and `GBps_eff` = the bytes the update must
 //! move (read θ, g and every state buffer; write θ and every state buffer)
-//! over the median. The copy reference copies 1e7 f64 entries
-//! (16 bytes per entry moved).
+//! over the median. The references: a copy of 1e7 f64 entries (16 bytes
+//! per entry, one thread and the pool) and an in-place triad a ← a + s·b
+//! over the pool (24 bytes per entry, every written array read first, as in
+//! a step): a step's memory bound is its bytes over the triad's rate.
 //!
 //! One line per case:
 //! `crate <optimizer> n=<N> tensors=<k> dtype=<f32|f64> variant=<convention> batch=<B> median_ms=<x> min_ms=<x> max_ms=<x> GBps_eff=<x>`.
@@ -196,19 +198,19 @@ fn run<T: Float>(args: &Args, dtype: Dtype) -> Result<()> {
     Ok(())
 }
 
-/// Times `copy` (of `n` f64 entries: 16 bytes moved per entry) and prints
-/// one `label` line.
-fn copy_reference(label: &str, repeats: usize, n: usize, mut copy: impl FnMut()) {
+/// Times `pass` (over `n` f64 entries, moving `bytes` bytes per entry) and
+/// prints one `label` line.
+fn bandwidth_reference(label: &str, repeats: usize, n: usize, bytes: f64, mut pass: impl FnMut()) {
     let times = size::or_exit(time_batches(repeats, batch_for(n), || {
-        copy();
+        pass();
         Ok(())
     }));
     let (median, min, max) = summary(times);
     println!(
         "{label} n={n} dtype=f64 batch={} median_ms={median:.4} min_ms={min:.4} max_ms={max:.4} GBps={:.2} GBps_best={:.2}",
         batch_for(n),
-        16.0 * n as f64 / (median * 1e-3) / 1e9,
-        16.0 * n as f64 / (min * 1e-3) / 1e9
+        bytes * n as f64 / (median * 1e-3) / 1e9,
+        bytes * n as f64 / (min * 1e-3) / 1e9
     );
 }
 
@@ -225,13 +227,28 @@ fn main() {
     );
     let n = 10_000_000;
     let (src, mut dst) = (filled::<f64>(n, 3), vec![0.0f64; n]);
-    copy_reference("copy", args.repeats, n, || dst.copy_from_slice(&src));
+    bandwidth_reference("copy", args.repeats, n, 16.0, || dst.copy_from_slice(&src));
     // The same copy split over the thread pool (what 2 threads can move).
-    copy_reference("copy_threads", args.repeats, n, || {
+    bandwidth_reference("copy_threads", args.repeats, n, 16.0, || {
         use rayon::prelude::*;
         dst.par_chunks_mut(1 << 16)
             .zip(src.par_chunks(1 << 16))
             .for_each(|(d, s)| d.copy_from_slice(s));
+    });
+    // An in-place triad a <- a + s b over the thread pool: read a and b,
+    // write a (24 bytes per entry), the access pattern of an optimizer step
+    // (every written array is read first, so no write-allocate traffic that
+    // the 16 bytes of a copy do not count). The memory bound of a step is
+    // its bytes over this rate.
+    bandwidth_reference("triad_threads", args.repeats, n, 24.0, || {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(d, s)| {
+                for (d, &s) in d.iter_mut().zip(s) {
+                    *d += 1e-9 * s;
+                }
+            });
     });
     for &dtype in &args.dtypes {
         size::or_exit(match dtype {

@@ -49,6 +49,8 @@
 //! the crate root):
 //!
 //! ```text
+//! testing                                  proptest strategies, certificates (feature `proptest`)
+//!   ↓
 //! data                                     readers, tasks, embedded subsets
 //!   ↓
 //! train                                    Trainer, observers, checkpoints
@@ -75,6 +77,8 @@
 //!   observer (indicatif).
 //! - `ndarray`: the optimizers' parameter traits for ndarray arrays and
 //!   views of any dimension.
+//! - `proptest`: the module `testing`: strategies, convergence
+//!   certificates and predicted races for property tests (proptest).
 //! - `serde`: `Serialize`/`Deserialize` for optimizer states, schedules,
 //!   conventions, [`History`], [`Diagnostics`], [`train::TrainOptions`],
 //!   [`ntk::Spectrum`] and [`theory::Tuning`].
@@ -93,6 +97,8 @@ pub mod model;
 pub mod ntk;
 pub mod optim;
 mod record;
+#[cfg(feature = "proptest")]
+pub mod testing;
 pub mod theory;
 pub mod train;
 

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("theory", 3),
     ("train", 4),
     ("data", 5),
+    ("testing", 6),
 ];
 
 fn layer(module: &str) -> Option<u32> {

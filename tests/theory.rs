@@ -333,6 +333,19 @@ proptest! {
         let log_bound = n * r.ln() + (1.0 + n * frob / r).ln() + 0.5 * (1.0 + first * first).ln();
         prop_assert!(logs[T] - logs[0] <= log_bound + 1e-9,
             "ln ratio {} > bound {log_bound} (rho = {rho})", logs[T] - logs[0]);
+        // The exact certificate (closed-form modal constants) at every step
+        // down to where its bound underflows, much tighter than the
+        // Frobenius-norm bound above.
+        #[cfg(feature = "proptest")]
+        {
+            let certificate = ntk_momentum::testing::Certificate::new(method, lr, beta, &spectrum).unwrap();
+            for (t, l) in logs.iter().enumerate() {
+                let bound = certificate.bound(t);
+                if bound > 1e-250 {
+                    prop_assert!(l - logs[0] <= bound.ln() + 1e-9, "step {t}: ln ratio {} > ln bound {}", l - logs[0], bound.ln());
+                }
+            }
+        }
     }
 
     /// Vieta: the roots sum to b and multiply to c, largest modulus first, and

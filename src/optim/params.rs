@@ -162,6 +162,70 @@ pub trait ParametersMut: Parameters {
     /// # Errors
     /// As [`Parameters::tensor`].
     fn tensor_mut(&mut self, index: usize) -> Result<(Shape, &mut [Self::Scalar])>;
+
+    /// Every tensor at once, in index order, or `None` (the default) if the
+    /// set can only lend one tensor at a time.
+    ///
+    /// Optional and only about speed: with it the built-in optimizers check
+    /// and update a set of several tensors in one parallel pass over all of
+    /// them; without it they visit the tensors one at a time through
+    /// [`ParametersMut::tensor_mut`] (the same results, but one thread-pool
+    /// dispatch per tensor, which dominates for many small tensors).
+    /// Implemented by every set listed under [`Parameters`] whose members
+    /// implement it or hold one tensor each. For a struct of your own, lend
+    /// the fields' slices together:
+    ///
+    /// ```
+    /// use ntk_momentum::optim::{Parameters, ParametersMut, Shape};
+    /// use ntk_momentum::Result;
+    /// struct Net { w: Vec<f32>, b: Vec<f32> }
+    /// impl Parameters for Net {
+    ///     type Scalar = f32;
+    ///     fn tensor_count(&self) -> usize { 2 }
+    ///     fn tensor(&self, i: usize) -> Result<(Shape, &[f32])> {
+    ///         if i == 0 { self.w.tensor(0) } else { self.b.tensor(i - 1) }
+    ///     }
+    /// }
+    /// impl ParametersMut for Net {
+    ///     fn tensor_mut(&mut self, i: usize) -> Result<(Shape, &mut [f32])> {
+    ///         if i == 0 { self.w.tensor_mut(0) } else { self.b.tensor_mut(i - 1) }
+    ///     }
+    ///     fn all_tensors_mut(&mut self) -> Result<Option<Vec<(Shape, &mut [f32])>>> {
+    ///         let (w, b) = (&mut self.w, &mut self.b);
+    ///         Ok(Some(vec![(Shape::vector(w.len()), w), (Shape::vector(b.len()), b)]))
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// The optimizers check that the list has `tensor_count()` entries with
+    /// the shapes [`Parameters::tensor`] declares before they write anything.
+    ///
+    /// # Errors
+    /// As [`Parameters::tensor`].
+    #[allow(clippy::type_complexity)]
+    fn all_tensors_mut(&mut self) -> Result<Option<Vec<(Shape, &mut [Self::Scalar])>>> {
+        Ok(None)
+    }
+}
+
+/// Appends every tensor of `set` to `out` (its single tensor, or its
+/// [`ParametersMut::all_tensors_mut`]); `false` if `set` cannot lend them
+/// together.
+fn lend_all<'a, S: ParametersMut + ?Sized>(
+    set: &'a mut S,
+    out: &mut Vec<(Shape, &'a mut [S::Scalar])>,
+) -> Result<bool> {
+    if set.tensor_count() == 1 {
+        out.push(set.tensor_mut(0)?);
+        return Ok(true);
+    }
+    match set.all_tensors_mut()? {
+        Some(all) => {
+            out.extend(all);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 pub(crate) fn index_error(index: usize, count: usize) -> Error {
@@ -229,6 +293,9 @@ impl<S: ParametersMut + ?Sized> ParametersMut for &mut S {
     fn tensor_mut(&mut self, index: usize) -> Result<(Shape, &mut [S::Scalar])> {
         (**self).tensor_mut(index)
     }
+    fn all_tensors_mut(&mut self) -> Result<Option<Vec<(Shape, &mut [S::Scalar])>>> {
+        (**self).all_tensors_mut()
+    }
 }
 
 /// Sets whose members are sets: the tensors of member 0, then member 1, ...
@@ -263,6 +330,15 @@ macro_rules! set_of_sets {
                     i -= c;
                 }
                 Err(index_error(index, count))
+            }
+            fn all_tensors_mut(&mut $self) -> Result<Option<Vec<(Shape, &mut [Self::Scalar])>>> {
+                let mut out = Vec::with_capacity($self.tensor_count());
+                for s in $members_mut {
+                    if !lend_all(s, &mut out)? {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(out))
             }
         }
     };
@@ -317,6 +393,11 @@ macro_rules! tuple_set {
                 )+
                 let _ = i;
                 Err(index_error(index, count))
+            }
+            fn all_tensors_mut(&mut self) -> Result<Option<Vec<(Shape, &mut [Self::Scalar])>>> {
+                let mut out = Vec::with_capacity(self.tensor_count());
+                let all = lend_all(&mut self.0, &mut out)? $(&& lend_all(&mut self.$idx, &mut out)?)+;
+                Ok(all.then_some(out))
             }
         }
     };

@@ -121,6 +121,118 @@ pub(crate) struct Core {
     check_finite: bool,
 }
 
+/// The error for the first non-finite entry found by
+/// [`first_non_finite_of_pair`]`(g, p)` in tensor `index` of `count`.
+fn non_finite_error<T: Float>(
+    index: usize,
+    count: usize,
+    found: Option<(usize, usize)>,
+    p: &[T],
+    g: &[T],
+) -> Result<()> {
+    match found {
+        None => Ok(()),
+        Some((0, j)) => Err(Error::NonFinite {
+            what: format!("gradient of {}", describe(index, count)),
+            location: format!("entry {j} (storage order), value {}", g[j]),
+        }),
+        Some((_, j)) => Err(Error::NonFinite {
+            what: describe(index, count),
+            location: format!("entry {j} (storage order), value {}", p[j]),
+        }),
+    }
+}
+
+/// Whether `params` lends its tensors together
+/// ([`ParametersMut::all_tensors_mut`]); if so, checks that the list matches
+/// what it declares tensor by tensor (a user-written `all_tensors_mut` could
+/// disagree) and, if `check_finite`, the entries of every tensor and
+/// gradient in one parallel pass (one dispatch to the thread pool instead of
+/// one per tensor). Writes nothing.
+fn check_together<P, G>(params: &mut P, grad: &G, check_finite: bool) -> Result<bool>
+where
+    P: ParametersMut + ?Sized,
+    G: Parameters<Scalar = P::Scalar> + ?Sized,
+{
+    use rayon::prelude::*;
+    let count = params.tensor_count();
+    let mut declared = Vec::with_capacity(count);
+    for i in 0..count {
+        declared.push(params.tensor(i)?.0);
+    }
+    let Some(tensors) = params.all_tensors_mut()? else {
+        return Ok(false);
+    };
+    if tensors.len() != count {
+        return Err(Error::shape(
+            "parameters (tensors lent by all_tensors_mut)",
+            format!("{count} tensors, as tensor_count()"),
+            format!("{} tensors", tensors.len()),
+        ));
+    }
+    for (i, ((shape, p), d)) in tensors.iter().zip(&declared).enumerate() {
+        if shape != d || shape.entries() != Some(p.len()) {
+            return Err(Error::shape(
+                format!("parameter tensor {i} as lent by all_tensors_mut"),
+                format!("{d} as tensor({i}) declares"),
+                format!("{shape} with {} entries", p.len()),
+            ));
+        }
+    }
+    if check_finite {
+        let mut grads = Vec::with_capacity(count);
+        for i in 0..count {
+            grads.push(grad.tensor(i)?.1);
+        }
+        let found = tensors
+            .par_iter()
+            .zip(&grads)
+            .enumerate()
+            .find_first(|(_, ((_, p), g))| first_non_finite_of_pair(g, p).is_some());
+        if let Some((i, ((_, p), g))) = found {
+            non_finite_error(i, count, first_non_finite_of_pair(g, p), p, g)?;
+        }
+    }
+    Ok(true)
+}
+
+/// The update of a set checked by [`check_together`]: `kernel` on every
+/// tensor in one parallel pass.
+fn update_together<T, P, G, K>(params: &mut P, grad: &G, slots: &mut [Slot<T>], kernel: K) -> Result<()>
+where
+    T: Float,
+    P: ParametersMut<Scalar = T> + ?Sized,
+    G: Parameters<Scalar = T> + ?Sized,
+    K: Fn(&mut [T], &[T], &mut [Vec<T>]) + Sync,
+{
+    use rayon::prelude::*;
+    let mut grads = Vec::with_capacity(slots.len());
+    for i in 0..slots.len() {
+        grads.push(grad.tensor(i)?.1);
+    }
+    let Some(mut tensors) = params.all_tensors_mut()? else {
+        return Err(Error::Unsupported(
+            "a set that stopped lending its tensors together".into(),
+        ));
+    };
+    let same = tensors.len() == slots.len()
+        && tensors
+            .iter()
+            .zip(slots.iter())
+            .all(|((_, p), s)| s.shape.entries() == Some(p.len()));
+    if !same {
+        return Err(Error::Unsupported(
+            "a set whose all_tensors_mut lent other tensors than it had just declared".into(),
+        ));
+    }
+    tensors
+        .par_iter_mut()
+        .zip(grads)
+        .zip(slots)
+        .for_each(|(((_, p), g), slot)| kernel(p, g, &mut slot.buffers));
+    Ok(())
+}
+
 fn describe(index: usize, count: usize) -> String {
     if count == 1 {
         "parameters".to_string()
@@ -169,7 +281,7 @@ impl Core {
     /// tensors in parameters and gradient, declared shapes that agree with
     /// the storage and with each other and with those of the first step,
     /// the float type of the first step, and finite entries.
-    fn validate<P, G>(&self, params: &P, grad: &G) -> Result<()>
+    fn validate<P, G>(&self, params: &P, grad: &G, check_finite: bool) -> Result<()>
     where
         P: Parameters + ?Sized,
         G: Parameters<Scalar = P::Scalar> + ?Sized,
@@ -231,24 +343,9 @@ impl Core {
                     ));
                 }
             }
-            if !self.check_finite {
-                continue;
-            }
-            // Shapes agree, so p and g have the same length.
-            match first_non_finite_of_pair(g, p) {
-                Some((0, j)) => {
-                    return Err(Error::NonFinite {
-                        what: format!("gradient of {}", what(i)),
-                        location: format!("entry {j} (storage order), value {}", g[j]),
-                    })
-                }
-                Some((_, j)) => {
-                    return Err(Error::NonFinite {
-                        what: what(i),
-                        location: format!("entry {j} (storage order), value {}", p[j]),
-                    })
-                }
-                None => {}
+            if check_finite {
+                // Shapes agree, so p and g have the same length.
+                non_finite_error(i, count, first_non_finite_of_pair(g, p), p, g)?;
             }
         }
         Ok(())
@@ -257,13 +354,22 @@ impl Core {
     /// Validates a step, allocates the state at the first step (zeros,
     /// which realise θ_{−1} = θ_0 and g_{−1} = 0), then applies `kernel` to
     /// each tensor's parameters, gradient and buffers, and counts the step.
-    pub(crate) fn apply<P, G, K>(&mut self, params: &mut P, grad: &G, mut kernel: K) -> Result<()>
+    ///
+    /// A set of several tensors that can lend them together
+    /// ([`ParametersMut::all_tensors_mut`]) is checked and updated in one
+    /// parallel pass over all of them (two small lists of slices are
+    /// allocated per step); otherwise the tensors are visited one at a time.
+    pub(crate) fn apply<P, G, K>(&mut self, params: &mut P, grad: &G, kernel: K) -> Result<()>
     where
         P: ParametersMut + ?Sized,
         G: Parameters<Scalar = P::Scalar> + ?Sized,
-        K: FnMut(&mut [P::Scalar], &[P::Scalar], &mut [Vec<P::Scalar>]),
+        K: Fn(&mut [P::Scalar], &[P::Scalar], &mut [Vec<P::Scalar>]) + Sync,
     {
-        self.validate(params, grad)?;
+        self.validate(params, grad, false)?;
+        let together = params.tensor_count() > 1 && check_together(params, grad, self.check_finite)?;
+        if !together && self.check_finite {
+            self.validate(params, grad, true)?;
+        }
         if matches!(self.store, Store::Empty) {
             let count = params.tensor_count();
             let mut slots = Vec::with_capacity(count);
@@ -281,10 +387,14 @@ impl Core {
         let Some(slots) = self.store.slots_mut::<P::Scalar>() else {
             return Err(Error::Unsupported("optimizer state of another float type".into()));
         };
-        for (i, slot) in slots.iter_mut().enumerate() {
-            let (_, p) = params.tensor_mut(i)?;
-            let (_, g) = grad.tensor(i)?;
-            kernel(p, g, &mut slot.buffers);
+        if together {
+            update_together(params, grad, slots, kernel)?;
+        } else {
+            for (i, slot) in slots.iter_mut().enumerate() {
+                let (_, p) = params.tensor_mut(i)?;
+                let (_, g) = grad.tensor(i)?;
+                kernel(p, g, &mut slot.buffers);
+            }
         }
         self.step += 1;
         Ok(())
