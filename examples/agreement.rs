@@ -28,7 +28,7 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args: Args = size::parse_args();
     size::start(args.steps, 0);
     size::or_exit(compare(&args));
 }

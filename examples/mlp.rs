@@ -136,12 +136,12 @@ impl Mlp {
     }
 }
 
-#[path = "common/pipe.rs"]
-mod pipe;
+#[path = "common/startup.rs"]
+mod startup;
 
 fn main() {
-    pipe::quiet_on_closed_stdout();
-    let args = Args::parse();
+    startup::quiet_on_closed_stdout();
+    let args: Args = startup::parse_args();
     if let Err(e) = run(&args) {
         eprintln!("error: {e}");
         std::process::exit(2);

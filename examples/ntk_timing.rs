@@ -77,7 +77,7 @@ fn time<T: Float>(args: &Args) -> Result<(Vec<f64>, f64), ntk_momentum::Error> {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args: Args = size::parse_args();
     size::start(args.steps, args.threads);
     let result = match args.dtype {
         Dtype::F32 => time::<f32>(&args),

@@ -215,9 +215,13 @@ fn bandwidth_reference(label: &str, repeats: usize, n: usize, bytes: f64, mut pa
 }
 
 fn main() {
-    let args = Args::parse();
-    if args.repeats == 0 || args.sizes.iter().any(|&n| !(1.0..=1e10).contains(&n)) {
-        eprintln!("error: --repeats must be at least 1 and every size in [1, 1e10]");
+    let args: Args = size::parse_args();
+    if let Some(n) = args.sizes.iter().find(|&&n| !(1.0..=1e10).contains(&n)) {
+        eprintln!("error: invalid --sizes entry {n}: every size must be in [1, 1e10]");
+        std::process::exit(2);
+    }
+    if args.repeats == 0 {
+        eprintln!("error: invalid --repeats 0: at least 1");
         std::process::exit(2);
     }
     size::start(1, args.threads);

@@ -353,6 +353,6 @@ fn run(args: &Args) -> AnyResult<()> {
 }
 
 fn main() {
-    common::pipe::quiet_on_closed_stdout();
-    common::exit_on_error(run(&Args::parse()));
+    common::startup::quiet_on_closed_stdout();
+    common::exit_on_error(run(&common::startup::parse_args::<Args>()));
 }

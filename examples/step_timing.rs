@@ -58,16 +58,13 @@ struct Args {
     threads: usize,
 }
 
-/// X (n × d) on the unit sphere and y = ±1: [`ntk_momentum::data::unit_sphere`].
-fn data<T: Float>(n: usize, d: usize, seed: u64) -> (DMatrix<T>, DVector<T>) {
-    ntk_momentum::data::unit_sphere(n, d, seed).expect("sizes are at least 1")
-}
-
 fn time<T: Float, O: Optimizer<DMatrix<T>>>(
     args: &Args,
     optimizer: O,
 ) -> Result<(f64, Parameterization), ntk_momentum::Error> {
-    let (x, y) = data::<T>(args.size.n, args.size.d, args.size.seed);
+    // X (n × d) on the unit sphere and y = ±1 (n = 0 or a size beyond the
+    // memory budget is an error, reported as one line).
+    let (x, y): (DMatrix<T>, DVector<T>) = ntk_momentum::data::unit_sphere(args.size.n, args.size.d, args.size.seed)?;
     let model = TwoLayerReLU::<T>::init(args.size.d, args.size.m, args.size.seed)?;
     let p = match args.param {
         Param::Weight => Parameterization::Weight,
@@ -102,7 +99,7 @@ fn run<T: Float>(args: &Args) -> Result<(f64, Parameterization), ntk_momentum::E
 }
 
 fn main() {
-    let args = Args::parse();
+    let args: Args = size::parse_args();
     size::start(args.steps, args.threads);
     let result = match args.dtype {
         Dtype::F32 => run::<f32>(&args),

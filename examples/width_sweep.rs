@@ -185,8 +185,8 @@ fn sweep<T: Float>(args: &Args) -> AnyResult<()> {
 }
 
 fn main() {
-    common::pipe::quiet_on_closed_stdout();
-    let args = Args::parse();
+    common::startup::quiet_on_closed_stdout();
+    let args: Args = common::startup::parse_args();
     common::exit_on_error(match args.experiment.dtype {
         Dtype::F32 => sweep::<f32>(&args),
         Dtype::F64 => sweep::<f64>(&args),

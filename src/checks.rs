@@ -31,27 +31,38 @@ pub(crate) fn check_momentum(momentum: f64) -> Result<f64> {
 /// Entries summed in independent lanes by [`all_finite`].
 const LANES: usize = 16;
 
-/// Whether every entry of `c` is finite, in one vectorised pass: `0 · x` is
-/// 0 for finite `x` and NaN otherwise, summed in [`LANES`] independent
-/// accumulators (one accumulator would chain every add on the previous one:
-/// about 4 cycles per entry instead of a fraction).
-fn all_finite<T: Float>(c: &[T]) -> bool {
+/// Whether every entry of `c` is finite, and the largest |entry| (meaningful
+/// when all are finite), in one vectorised pass: `0 · x` is 0 for finite `x`
+/// and NaN otherwise, summed in [`LANES`] independent accumulators (one
+/// accumulator would chain every add on the previous one: about 4 cycles
+/// per entry instead of a fraction), beside as many running maxima.
+fn scan<T: Float>(c: &[T]) -> (bool, f64) {
     // The accumulators are the closure's own (returned by value), so they
     // stay in registers.
-    let acc = crate::linalg::with_avx2(|| {
+    let (acc, max) = crate::linalg::with_avx2(|| {
         let mut acc = [T::zero(); LANES];
+        let mut max = [T::zero(); LANES];
         let mut chunks = c.chunks_exact(LANES);
         for chunk in &mut chunks {
-            for (a, &x) in acc.iter_mut().zip(chunk) {
+            for ((a, m), &x) in acc.iter_mut().zip(max.iter_mut()).zip(chunk) {
                 *a += x * T::zero();
+                let y = x.abs();
+                *m = if y > *m { y } else { *m };
             }
         }
-        for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
+        for ((a, m), &x) in acc.iter_mut().zip(max.iter_mut()).zip(chunks.remainder()) {
             *a += x * T::zero();
+            let y = x.abs();
+            *m = if y > *m { y } else { *m };
         }
-        acc
+        (acc, max)
     });
-    acc.iter().fold(T::zero(), |s, &a| s + a).finite()
+    let finite = acc.iter().fold(T::zero(), |s, &a| s + a).finite();
+    (finite, max.iter().fold(0.0, |m, &x| m.max(x.to_f64())))
+}
+
+fn all_finite<T: Float>(c: &[T]) -> bool {
+    scan(c).0
 }
 
 /// Index of the first non-finite entry, if any (one pass when all are
@@ -70,25 +81,44 @@ pub(crate) fn first_non_finite<T: Float>(xs: &[T]) -> Option<usize> {
     }
 }
 
-/// The first non-finite entry of `a` or `b` (slices of equal length), as
-/// (0 for `a` or 1 for `b`, index): both checked in one pass, so one
-/// dispatch to the thread pool instead of two.
-pub(crate) fn first_non_finite_of_pair<T: Float>(a: &[T], b: &[T]) -> Option<(usize, usize)> {
+/// What one pass over a pair of slices found: the first non-finite entry
+/// of `a` or `b`, as (0 for `a` or 1 for `b`, index), and the largest
+/// |entry| of each (meaningful when all are finite).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PairScan {
+    pub(crate) non_finite: Option<(usize, usize)>,
+    pub(crate) max_abs: (f64, f64),
+}
+
+/// Scans `a` and `b` (slices of equal length) in one pass, so one dispatch
+/// to the thread pool instead of two.
+pub(crate) fn scan_pair<T: Float>(a: &[T], b: &[T]) -> PairScan {
     use rayon::prelude::*;
     debug_assert_eq!(a.len(), b.len());
-    let both = |(x, y): (&[T], &[T])| all_finite(x) && all_finite(y);
-    let finite = if parallel(a.len()) {
-        a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).all(both)
+    let both = |(x, y): (&[T], &[T])| {
+        let ((fx, mx), (fy, my)) = (scan(x), scan(y));
+        (fx && fy, mx, my)
+    };
+    let merge = |p: (bool, f64, f64), q: (bool, f64, f64)| (p.0 && q.0, p.1.max(q.1), p.2.max(q.2));
+    let (finite, ma, mb) = if parallel(a.len()) {
+        a.par_chunks(CHUNK)
+            .zip(b.par_chunks(CHUNK))
+            .map(both)
+            .reduce(|| (true, 0.0, 0.0), merge)
     } else {
         both((a, b))
     };
-    if finite {
+    let non_finite = if finite {
         None
     } else {
         a.iter()
             .position(|x| !x.finite())
             .map(|i| (0, i))
             .or_else(|| b.iter().position(|x| !x.finite()).map(|i| (1, i)))
+    };
+    PairScan {
+        non_finite,
+        max_abs: (ma, mb),
     }
 }
 

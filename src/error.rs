@@ -39,15 +39,16 @@ pub enum Error {
         /// Where, e.g. `"row 3, column 7"`.
         location: String,
     },
-    /// A request would allocate more than the documented limit.
-    #[error("{what} would need {requested} entries, above the limit of {limit}")]
+    /// A request would allocate more than the memory budget
+    /// ([`crate::memory_limit`]), or than a documented size limit.
+    #[error("{what} would need {requested} bytes, above the limit of {limit} bytes (the memory budget: see ntk_momentum::memory_limit)")]
     TooLarge {
-        /// What was requested, e.g. `"Jacobian"`.
+        /// What was requested, e.g. `"Jacobian (1000 x 4194304)"`.
         what: String,
-        /// Number of entries that would be allocated.
-        requested: usize,
-        /// The limit.
-        limit: usize,
+        /// Bytes that would be allocated (`u64::MAX` if the count overflows).
+        requested: u64,
+        /// The limit in bytes.
+        limit: u64,
     },
     /// A combination the crate refuses rather than computing something else.
     #[error("unsupported: {0}")]

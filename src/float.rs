@@ -52,6 +52,8 @@ pub trait Float:
     const NAME: &'static str;
     /// [`Precision::F32`] or [`Precision::F64`].
     const PRECISION: Precision;
+    /// The largest finite value, as `f64`.
+    const MAX_FINITE: f64;
     /// Conversion from `f64` (rounds to nearest for `f32`).
     fn cast(x: f64) -> Self;
     /// Lossless conversion to `f64`.
@@ -65,6 +67,7 @@ macro_rules! impl_float {
         impl Float for $t {
             const NAME: &'static str = $name;
             const PRECISION: Precision = Precision::$dtype;
+            const MAX_FINITE: f64 = <$t>::MAX as f64;
             #[inline]
             fn cast(x: f64) -> Self {
                 x as $t

@@ -85,6 +85,9 @@
 //! - `download`: `data::download`, fetching and verifying the official
 //!   CIFAR-10 archive (ureq with rustls, tar, md-5).
 #![deny(missing_docs)]
+// No unwrap/expect on anything a user can influence: the few `expect`s on
+// constants and internal invariants carry an `allow` with the reason.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // docs.rs (nightly, `--cfg docsrs`) labels every feature-gated item with its feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -93,6 +96,7 @@ pub mod data;
 mod error;
 mod float;
 mod linalg;
+mod memory;
 pub mod model;
 pub mod ntk;
 pub mod optim;
@@ -105,6 +109,7 @@ pub mod train;
 pub use error::{Error, Result};
 pub use float::{Float, Precision};
 pub use linalg::{gemm_threads, set_gemm_threads};
+pub use memory::{memory_limit, set_memory_limit, MEMORY_LIMIT_VAR};
 pub use model::TwoLayerReLU;
 pub use optim::{
     minimize, Convention, GradientDescent, HeavyBall, MinimizeOptions, MinimizeReport, Nesterov, Optimizer,

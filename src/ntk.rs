@@ -28,7 +28,8 @@ use crate::{Error, Float, Result};
 ///
 /// # Errors
 /// [`Error::ShapeMismatch`] for an empty `x`, [`Error::NonFinite`] for NaN
-/// or infinite entries.
+/// or infinite entries, [`Error::TooLarge`] beyond the memory budget
+/// ([`crate::memory_limit`]).
 ///
 /// # Examples
 /// ```
@@ -52,6 +53,10 @@ pub fn infinite_width_gram<T: Float>(x: &DMatrix<T>) -> Result<DMatrix<T>> {
     }
     check_finite_matrix("x", x)?;
     let n = x.nrows();
+    crate::memory::reserve(
+        || format!("infinite-width Gram matrix ({n} x {n}) and its work copy"),
+        &[crate::memory::bytes_of(&[2, n, n], std::mem::size_of::<T>())],
+    )?;
     let mut k = DMatrix::zeros(n, n);
     gram_of_columns(Operand::t(x), &mut k);
     let norms: Vec<f64> = (0..n).map(|i| k[(i, i)].to_f64().sqrt()).collect();
@@ -94,7 +99,8 @@ impl Spectrum {
     /// [`Error::NonFinite`] for NaN or infinite entries,
     /// [`Error::InvalidParameter`] if `h` is not symmetric to within
     /// [`asymmetry_tolerance`] (a non-symmetric matrix is refused, never
-    /// silently symmetrised).
+    /// silently symmetrised); [`Error::TooLarge`] if the decomposition's
+    /// work arrays exceed the memory budget ([`crate::memory_limit`]).
     ///
     /// # Examples
     /// ```
@@ -164,6 +170,15 @@ pub struct ExtremeEigenvalues {
 /// ```
 pub fn extreme_eigenvalues<T: Float>(h: &DMatrix<T>) -> Result<ExtremeEigenvalues> {
     check_gram(h)?;
+    // The Lanczos basis: at most one vector of n entries per product.
+    let n = h.nrows();
+    crate::memory::reserve(
+        || format!("Lanczos basis of a {n} x {n} matrix"),
+        &[crate::memory::bytes_of(
+            &[n, n.min(crate::linalg::EXTREMES_MAX_PRODUCTS)],
+            8,
+        )],
+    )?;
     let (lambda_min, lambda_max) = crate::linalg::symmetric_extremes(h).unwrap_or((f64::NAN, f64::NAN));
     Ok(ExtremeEigenvalues { lambda_min, lambda_max })
 }
@@ -239,8 +254,13 @@ pub fn asymmetry_tolerance<T: Float>() -> f64 {
 
 fn to_f64_symmetric<T: Float>(h: &DMatrix<T>) -> Result<DMatrix<f64>> {
     check_gram(h)?;
-    // Symmetrise to remove rounding asymmetry before the symmetric solver.
     let n = h.nrows();
+    // The f64 copy, the eigenvectors and the solver's work matrix.
+    crate::memory::reserve(
+        || format!("eigendecomposition of a {n} x {n} matrix"),
+        &[crate::memory::bytes_of(&[3, n, n], 8)],
+    )?;
+    // Symmetrise to remove rounding asymmetry before the symmetric solver.
     Ok(DMatrix::from_fn(n, n, |i, j| {
         0.5 * (h[(i, j)].to_f64() + h[(j, i)].to_f64())
     }))

@@ -209,6 +209,83 @@ fn sets_lent_together_equal_sets_lent_one_at_a_time() {
     );
 }
 
+/// A step that would overflow (finite inputs, a non-finite result) is an
+/// error and changes nothing; a step the cheap bound cannot clear but whose
+/// result is finite (the exact pre-evaluation path) equals the unchecked
+/// step bit for bit.
+#[test]
+fn updates_that_would_overflow_are_refused_with_nothing_changed() {
+    type Named = (&'static str, Box<dyn Optimizer<Vec<f32>>>);
+    let optimizers = || -> Vec<Named> {
+        vec![
+            ("gd", Box::new(GradientDescent::new(1.0).unwrap())),
+            ("hb", Box::new(HeavyBall::new(1.0, 0.5).unwrap())),
+            (
+                "hb torch",
+                Box::new(HeavyBall::new(1.0, 0.5).unwrap().convention(Convention::PyTorch)),
+            ),
+            ("nag", Box::new(Nesterov::new(1.0, 0.5).unwrap())),
+            (
+                "nag torch",
+                Box::new(Nesterov::new(1.0, 0.5).unwrap().convention(Convention::PyTorch)),
+            ),
+        ]
+    };
+    for (name, mut opt) in optimizers() {
+        // A finite first step, then one that overflows f32 (3.4e38).
+        let mut x = vec![1.0_f32, 3.0e38];
+        opt.step(&mut x, &vec![0.5, 0.0]).unwrap();
+        let before = (x.clone(), opt.state());
+        let err = opt.step(&mut x, &vec![0.0, -2.0e38]).unwrap_err();
+        assert!(matches!(err, Error::NonFinite { .. }), "{name}: {err}");
+        assert!(
+            err.to_string().contains("overflow") && err.to_string().contains("entry 1"),
+            "{name}: {err}"
+        );
+        assert_eq!((x, opt.state()), before, "{name}: changed on error");
+    }
+    // lr = 1e300 in f64 with a finite gradient: refused at the first step,
+    // which leaves the optimizer without state.
+    let mut nag = Nesterov::new(1e300, 0.9).unwrap();
+    let mut x = vec![1.0, 2.0];
+    let err = nag.step(&mut x, &vec![1e10, 1.0]).unwrap_err();
+    assert!(err.to_string().contains("overflow"), "{err}");
+    assert_eq!(
+        (x, nag.steps_taken(), nag.state().tensors.len()),
+        (vec![1.0, 2.0], 0, 0)
+    );
+    // Bound above half of f32::MAX but a finite result: the step is taken,
+    // bit for bit as without the check.
+    for (name, mut opt) in optimizers() {
+        let mut checked = vec![2.0e38_f32, -1.0];
+        let mut unchecked_opt: Box<dyn Optimizer<Vec<f32>>> = match name {
+            "gd" => Box::new(GradientDescent::new(1.0).unwrap().check_finite(false)),
+            "hb" => Box::new(HeavyBall::new(1.0, 0.5).unwrap().check_finite(false)),
+            "hb torch" => Box::new(
+                HeavyBall::new(1.0, 0.5)
+                    .unwrap()
+                    .convention(Convention::PyTorch)
+                    .check_finite(false),
+            ),
+            "nag" => Box::new(Nesterov::new(1.0, 0.5).unwrap().check_finite(false)),
+            _ => Box::new(
+                Nesterov::new(1.0, 0.5)
+                    .unwrap()
+                    .convention(Convention::PyTorch)
+                    .check_finite(false),
+            ),
+        };
+        let mut unchecked = checked.clone();
+        let g = vec![4.0e37_f32, 1.0];
+        for _ in 0..2 {
+            opt.step(&mut checked, &g).unwrap();
+            unchecked_opt.step(&mut unchecked, &g).unwrap();
+        }
+        assert_eq!(checked, unchecked, "{name}");
+        assert_eq!(opt.state().tensors, unchecked_opt.state().tensors, "{name}");
+    }
+}
+
 /// Without the finiteness check a step gives bit for bit the checked step's
 /// iterates on finite input, and lets NaN through (PyTorch's contract); with
 /// it (the default) NaN is refused. Shapes are checked either way.

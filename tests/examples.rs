@@ -214,6 +214,93 @@ fn bad_flags_give_one_line_errors_and_exit_code_2() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Bad invocations of every example: exit code 2, one line on stderr that
+/// names the flag or what was wrong, never a panic or an abort, and sizes
+/// beyond the memory budget refused before anything is allocated.
+#[test]
+fn bad_invocations_of_every_example_exit_2_with_one_line() {
+    let dir = out_dir("bad-all");
+    let d = dir.to_str().unwrap();
+    // A data directory whose MNIST train images file is corrupt (and which
+    // has no test files): the error must name the train file.
+    let mnist = out_dir("bad-mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    std::fs::write(mnist.join("train-images-idx3-ubyte"), [0u8, 0, 8, 3, 0, 0]).unwrap();
+    std::fs::write(mnist.join("train-labels-idx1-ubyte"), [0u8, 0, 8, 1, 0, 0, 0, 0]).unwrap();
+    let m = mnist.to_str().unwrap();
+    let quiet = ["--quiet", "--steps", "2", "--out", d];
+    let with = |extra: &[&'static str]| -> Vec<String> { quiet.iter().chain(extra).map(|s| s.to_string()).collect() };
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("step_timing", vec!["--n".into(), "0".into()], "n = 0"),
+        (
+            "step_timing",
+            vec!["--m".into(), "100000000000".into(), "--d".into(), "100".into()],
+            "bytes",
+        ),
+        ("step_timing", vec!["--steps".into(), "0".into()], "--steps"),
+        ("step_timing", vec!["--dtype".into(), "f16".into()], "f16"),
+        ("step_timing", vec!["--m".into(), "1e11".into()], "1e11"),
+        ("ntk_timing", vec!["--n".into(), "1000000".into()], "bytes"),
+        (
+            "ntk_timing",
+            vec!["--d".into(), "0".into(), "--n".into(), "4".into()],
+            "d = 0",
+        ),
+        (
+            "agreement",
+            vec![
+                "--m".into(),
+                "0".into(),
+                "--n".into(),
+                "4".into(),
+                "--d".into(),
+                "3".into(),
+            ],
+            "width",
+        ),
+        ("optimizer_timing", vec!["--sizes".into(), "0".into()], "--sizes"),
+        ("optimizer_timing", vec!["--dtypes".into(), "f8".into()], "f8"),
+        ("cifar_subset", with(&["--width", "100000000"]), "bytes"),
+        ("cifar_subset", with(&["--n", "0"]), "0"),
+        ("mnist_subset", with(&["--download"]), "--download"),
+        (
+            "mnist_subset",
+            with(&["--data-dir", "MNIST"])
+                .into_iter()
+                .map(|a| a.replace("MNIST", m))
+                .collect(),
+            "train-images",
+        ),
+        ("fashion_subset", with(&["--task", "shirt/rest"]), "POSITIVE:NEGATIVE"),
+        ("fashion_subset", with(&["--seed", "-1"]), "-1"),
+        ("width_sweep", with(&["--widths", "0,8"]), "width"),
+        ("phase_diagram", with(&["--grid", "2"]), "2"),
+        ("phase_diagram", with(&["--dataset", "imagenet"]), "imagenet"),
+        ("mlp", vec!["--n".into(), "0".into()], "0"),
+        ("mlp", vec!["--lr=-1".into()], "lr"),
+        ("mlp", vec!["--momentum".into(), "2".into()], "momentum"),
+    ];
+    let mut failures = Vec::new();
+    for (name, args, needle) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, stderr) = run(name, &args);
+        let lines = stderr.trim().lines().count();
+        if code != 2 || lines != 1 || !stderr.contains(needle) || stderr.contains("panicked") {
+            failures.push(format!("{name} {args:?}: exit {code}, {lines} lines: {stderr}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&mnist);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(cases.len() >= 20);
+    assert!(
+        failures.is_empty(),
+        "{} of {}:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
 /// The MLP example trains its four-tensor struct with HB and NAG through
 /// `minimize`: the loss falls, one state per tensor, and a bad flag is a
 /// one-line error with exit code 2.

@@ -6,12 +6,11 @@
 #![allow(dead_code)]
 
 pub mod cli;
-pub mod pipe;
 pub mod plot;
 pub mod problem;
 pub mod report;
+pub mod startup;
 
-use clap::Parser;
 use ntk_momentum::data::Dataset;
 use ntk_momentum::theory::{self, Method};
 use ntk_momentum::Float;
@@ -45,12 +44,12 @@ pub const TUNING_MARGIN: f64 = 0.1;
 
 /// Runs one `*_subset` experiment end to end (CIFAR-10 with `--download`).
 pub fn subset_experiment(dataset: Dataset, example: &str) {
-    pipe::quiet_on_closed_stdout();
+    startup::quiet_on_closed_stdout();
     let (args, fetch) = if dataset == Dataset::Cifar10 {
-        let a = CifarArgs::parse();
+        let a: CifarArgs = startup::parse_args();
         (a.experiment, Some(a.download))
     } else {
-        (SubsetArgs::parse().experiment, None)
+        (startup::parse_args::<SubsetArgs>().experiment, None)
     };
     exit_on_error(match args.dtype {
         Dtype::F32 => subset::<f32>(dataset, example, &args, fetch.as_ref()),

@@ -28,17 +28,24 @@ pub enum Dtype {
     F64,
 }
 
-#[path = "../common/pipe.rs"]
-mod pipe;
+#[path = "../common/startup.rs"]
+mod startup;
 
 /// Checks `--steps` and sets the thread count; exits with code 2 on `--steps 0`.
 pub fn start(steps: usize, threads: usize) {
-    pipe::quiet_on_closed_stdout();
+    startup::quiet_on_closed_stdout();
     if steps == 0 {
         eprintln!("error: --steps must be at least 1");
         std::process::exit(2);
     }
     ntk_momentum::set_gemm_threads(threads);
+}
+
+/// Exits quietly on a closed stdout from now on, and parses the flags (a
+/// bad flag: one line on stderr, exit code 2).
+pub fn parse_args<P: clap::Parser>() -> P {
+    startup::quiet_on_closed_stdout();
+    startup::parse_args()
 }
 
 /// The value, or a one-line error and exit code 2.

@@ -55,12 +55,14 @@ pub fn files() -> [(&'static str, &'static [u8]); 5] {
 }
 
 /// The 20 embedded CIFAR-10 test images (10 vehicles, 10 animals).
+#[allow(clippy::expect_used)] // compiled-in data, checked by the test suite
 pub fn cifar10_test() -> Images {
     cifar10::from_bytes(CIFAR10_TEST_BIN, "embedded:data/cifar10-test-0-19.bin")
         .expect("the embedded CIFAR-10 subset is checked by the test suite")
 }
 
 /// The 2,000 embedded MNIST digits (1,000 even, 1,000 odd).
+#[allow(clippy::expect_used)] // compiled-in data, checked by the test suite
 pub fn mnist() -> Images {
     idx::from_bytes(
         MNIST_IMAGES_GZ,
@@ -72,6 +74,7 @@ pub fn mnist() -> Images {
 }
 
 /// The 2,000 embedded Fashion-MNIST test images (830 tops, 1,170 others).
+#[allow(clippy::expect_used)] // compiled-in data, checked by the test suite
 pub fn fashion_mnist() -> Images {
     idx::from_bytes(
         FASHION_MNIST_IMAGES_GZ,

@@ -26,5 +26,10 @@ pub(super) fn read_regular_file(path: &Path) -> Result<Vec<u8>> {
             std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory, expected a file"),
         ));
     }
+    // The bytes, and the arrays decoded from them (at most as large).
+    crate::memory::reserve(
+        || format!("reading {} ({} bytes) and decoding it", path.display(), meta.len()),
+        &[meta.len().checked_mul(2)],
+    )?;
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }

@@ -16,7 +16,7 @@ use crate::{Error, Float, Result};
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] if `n` or `d` is 0, [`Error::TooLarge`] if
-/// n · d cannot be allocated.
+/// the n · d entries exceed the memory budget ([`crate::memory_limit`]).
 ///
 /// # Examples
 /// ```
@@ -34,14 +34,14 @@ pub fn unit_sphere<T: Float>(n: usize, d: usize, seed: u64) -> Result<(DMatrix<T
     if d == 0 {
         return Err(Error::invalid("d", d, "at least 1"));
     }
-    let entries = n.checked_mul(d).filter(|&e| e <= isize::MAX as usize / 8);
-    let Some(entries) = entries else {
-        return Err(Error::TooLarge {
-            what: format!("synthetic inputs ({n} x {d})"),
-            requested: n.saturating_mul(d),
-            limit: isize::MAX as usize / 8,
-        });
-    };
+    crate::memory::reserve(
+        || format!("synthetic inputs ({n} x {d}) and their f64 draws"),
+        &[
+            crate::memory::bytes_of(&[n, d], 8),
+            crate::memory::bytes_of(&[n, d], std::mem::size_of::<T>()),
+        ],
+    )?;
+    let entries = n * d;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let draws: Vec<f64> = (0..entries).map(|_| StandardNormal.sample(&mut rng)).collect();
     let norms: Vec<f64> = draws

@@ -15,7 +15,7 @@ use crate::Float;
 
 mod lanczos;
 mod relu;
-pub(crate) use lanczos::symmetric_extremes;
+pub(crate) use lanczos::{symmetric_extremes, EXTREMES_MAX_PRODUCTS};
 pub(crate) use relu::{co_activation_kernel, half_squared_distance, relu_outputs, residual_weights, Preactivations};
 
 static GEMM_THREADS: AtomicUsize = AtomicUsize::new(0);

@@ -16,18 +16,27 @@ impl<T: Float> TwoLayerReLU<T> {
     ///
     /// # Errors
     /// As [`TwoLayerReLU::forward`], and [`Error::TooLarge`] if n·m·d exceeds
-    /// [`JACOBIAN_MAX_ENTRIES`].
+    /// [`JACOBIAN_MAX_ENTRIES`] or the memory budget
+    /// ([`crate::memory_limit`]).
     pub fn jacobian(&self, x: &DMatrix<T>) -> Result<DMatrix<T>> {
         self.check_inputs(x)?;
         let (n, m, d) = (x.nrows(), self.width(), self.input_dim());
         let entries = n.checked_mul(m).and_then(|v| v.checked_mul(d)).unwrap_or(usize::MAX);
+        let bytes = crate::memory::bytes_of(&[n, m, d], std::mem::size_of::<T>());
         if entries > JACOBIAN_MAX_ENTRIES {
             return Err(Error::TooLarge {
-                what: "Jacobian (use jvp/vjp instead)".into(),
-                requested: entries,
-                limit: JACOBIAN_MAX_ENTRIES,
+                what: format!(
+                    "Jacobian ({n} x {}; at most {JACOBIAN_MAX_ENTRIES} entries: use jvp/vjp instead)",
+                    m.saturating_mul(d)
+                ),
+                requested: bytes.unwrap_or(u64::MAX),
+                limit: (JACOBIAN_MAX_ENTRIES * std::mem::size_of::<T>()) as u64,
             });
         }
+        crate::memory::reserve(
+            || format!("Jacobian ({n} x {})", m * d),
+            &[bytes, crate::memory::bytes_of(&[m, n], std::mem::size_of::<T>())],
+        )?;
         let mut p = DMatrix::zeros(m, n);
         self.preactivations_into(x, &mut p);
         let scale = T::one() / T::cast(m as f64).sqrt();
@@ -124,6 +133,14 @@ impl<T: Float> TwoLayerReLU<T> {
     /// As [`TwoLayerReLU::forward`].
     pub fn ntk_gram(&self, x: &DMatrix<T>) -> Result<DMatrix<T>> {
         self.check_inputs(x)?;
+        let (n, m) = (x.nrows(), self.width());
+        crate::memory::reserve(
+            || format!("NTK Gram matrix ({n} x {n}) and pre-activations ({m} x {n})"),
+            &[
+                crate::memory::bytes_of(&[m, n], std::mem::size_of::<T>()),
+                crate::memory::bytes_of(&[2, n, n], std::mem::size_of::<T>()),
+            ],
+        )?;
         let mut p = DMatrix::zeros(self.width(), x.nrows());
         self.preactivations_into(x, &mut p);
         Ok(ntk_gram_from_preactivations(x, &p))

@@ -9,6 +9,7 @@ mod jacobian;
 
 use crate::checks::{check_finite_matrix, first_non_finite};
 use crate::linalg::{gemm, half_squared_distance, relu_outputs, residual_weights, Operand, Preactivations};
+use crate::memory::bytes_of;
 use crate::{Error, Float, Result};
 
 /// Largest Jacobian [`TwoLayerReLU::jacobian`] will materialise: 2^27
@@ -81,6 +82,11 @@ impl<T: Float> Workspace<T> {
         }
     }
 
+    /// Whether the buffers are already sized for m × n.
+    pub(crate) fn fits(&self, m: usize, n: usize) -> bool {
+        self.preactivations.shape() == (m, n)
+    }
+
     pub(crate) fn ensure(&mut self, m: usize, n: usize) {
         if self.preactivations.shape() != (m, n) {
             self.preactivations = DMatrix::zeros(m, n);
@@ -114,7 +120,8 @@ impl<T: Float> TwoLayerReLU<T> {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] if `input_dim` or `width` is 0,
-    /// [`Error::TooLarge`] if the weights cannot be allocated.
+    /// [`Error::TooLarge`] if the weights exceed the memory budget
+    /// ([`crate::memory_limit`]).
     pub fn init(input_dim: usize, width: usize, seed: u64) -> Result<Self> {
         Self::with_init_scale(input_dim, width, 1.0, seed)
     }
@@ -123,8 +130,8 @@ impl<T: Float> TwoLayerReLU<T> {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] if `input_dim` or `width` is 0 or `sigma`
-    /// is not finite and > 0, [`Error::TooLarge`] if the weights cannot be
-    /// allocated.
+    /// is not finite and > 0, [`Error::TooLarge`] if the weights exceed the
+    /// memory budget ([`crate::memory_limit`]).
     pub fn with_init_scale(input_dim: usize, width: usize, sigma: f64, seed: u64) -> Result<Self> {
         if input_dim == 0 {
             return Err(Error::invalid("input_dim", input_dim, "at least 1"));
@@ -135,14 +142,15 @@ impl<T: Float> TwoLayerReLU<T> {
         if !(sigma.is_finite() && sigma > 0.0) {
             return Err(Error::invalid("sigma", sigma, "a finite number > 0"));
         }
-        let entries = width.checked_mul(input_dim).filter(|&e| e <= isize::MAX as usize / 8);
-        let Some(entries) = entries else {
-            return Err(Error::TooLarge {
-                what: format!("weights ({width} x {input_dim})"),
-                requested: width.saturating_mul(input_dim),
-                limit: isize::MAX as usize / 8,
-            });
-        };
+        // The f64 draws and the weights in T, held at once.
+        crate::memory::reserve(
+            || format!("weights ({width} x {input_dim}) and their f64 draws"),
+            &[
+                bytes_of(&[width, input_dim], 8),
+                bytes_of(&[width, input_dim], std::mem::size_of::<T>()),
+            ],
+        )?;
+        let entries = width * input_dim;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let normal = Normal::new(0.0, sigma).map_err(|e| Error::invalid("sigma", sigma, e.to_string()))?;
         // Row-major draw order: w_1 first, entry by entry.
@@ -160,6 +168,7 @@ impl<T: Float> TwoLayerReLU<T> {
                 }
             }
         }
+        #[allow(clippy::expect_used)] // a constant probability
         let coin = Bernoulli::new(0.5).expect("0.5 is a probability");
         let output_weights = DVector::from_fn(width, |_, _| if coin.sample(&mut rng) { T::one() } else { -T::one() });
         Ok(TwoLayerReLU {
@@ -276,6 +285,15 @@ impl<T: Float> TwoLayerReLU<T> {
         Ok(())
     }
 
+    /// Checks an m × n pre-activation matrix against the memory budget.
+    pub(crate) fn reserve_preactivations(&self, n: usize) -> Result<()> {
+        let m = self.width();
+        crate::memory::reserve(
+            || format!("pre-activations ({m} x {n})"),
+            &[bytes_of(&[m, n], std::mem::size_of::<T>())],
+        )
+    }
+
     /// `P = W Xᵀ` (m × n) into `p`.
     pub(crate) fn preactivations_into(&self, x: &DMatrix<T>, p: &mut DMatrix<T>) {
         gemm(T::one(), Operand::n(&self.weights), Operand::t(x), T::zero(), p);
@@ -286,23 +304,37 @@ impl<T: Float> TwoLayerReLU<T> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if `x` does not have d columns or has no
-    /// rows; [`Error::NonFinite`] if it holds NaN or an infinity.
+    /// rows; [`Error::NonFinite`] if it holds NaN or an infinity, or if an
+    /// output overflows; [`Error::TooLarge`] if the m × n pre-activations
+    /// exceed the memory budget ([`crate::memory_limit`]).
     pub fn forward(&self, x: &DMatrix<T>) -> Result<DVector<T>> {
         self.check_inputs(x)?;
+        self.reserve_preactivations(x.nrows())?;
         let mut p = DMatrix::zeros(self.width(), x.nrows());
         self.preactivations_into(x, &mut p);
-        Ok(relu_outputs(Preactivations::One(&p), &self.output_weights))
+        let u = relu_outputs(Preactivations::One(&p), &self.output_weights);
+        match first_non_finite(u.as_slice()) {
+            None => Ok(u),
+            Some(i) => Err(Error::NonFinite {
+                what: "network outputs f(W; X)".into(),
+                location: format!(
+                    "sample {i}: the output overflowed {} (inputs or weights too large)",
+                    T::NAME
+                ),
+            }),
+        }
     }
 
     /// The loss `L(W) = ½ ‖f(W; X) − y‖²`.
     ///
     /// # Errors
     /// As [`TwoLayerReLU::forward`], and [`Error::ShapeMismatch`] /
-    /// [`Error::NonFinite`] for `y`.
+    /// [`Error::NonFinite`] for `y`; [`Error::NonFinite`] if the loss
+    /// overflows.
     pub fn loss(&self, x: &DMatrix<T>, y: &DVector<T>) -> Result<T> {
         let u = self.forward(x)?;
         Self::check_targets(y, x.nrows())?;
-        Ok(T::cast(half_squared_distance(&u, y)))
+        checked_loss(half_squared_distance(&u, y))
     }
 
     /// The loss and its gradient `G = Mᵀ X` (m × d) from one forward pass.
@@ -321,7 +353,7 @@ impl<T: Float> TwoLayerReLU<T> {
     ///
     /// # Errors
     /// As [`TwoLayerReLU::loss`], and [`Error::ShapeMismatch`] if `grad` is
-    /// not m × d.
+    /// not m × d; [`Error::NonFinite`] if a gradient entry overflows.
     pub fn loss_and_gradient_with(
         &self,
         x: &DMatrix<T>,
@@ -333,6 +365,10 @@ impl<T: Float> TwoLayerReLU<T> {
         Self::check_targets(y, x.nrows())?;
         if grad.shape() != self.weights.shape() {
             return Err(Error::shape("grad", shape_str(&self.weights), shape_str(grad)));
+        }
+        if !workspace.fits(self.width(), x.nrows()) {
+            // Two m × n matrices (pre-activations, residual weights).
+            self.reserve_preactivations(x.nrows().saturating_mul(2))?;
         }
         workspace.ensure(self.width(), x.nrows());
         self.preactivations_into(x, &mut workspace.preactivations);
@@ -351,7 +387,36 @@ impl<T: Float> TwoLayerReLU<T> {
             T::zero(),
             grad,
         );
-        Ok(T::cast(loss))
+        let loss = checked_loss(loss)?;
+        match first_non_finite(grad.as_slice()) {
+            None => Ok(loss),
+            Some(i) => Err(Error::NonFinite {
+                what: "gradient".into(),
+                location: format!(
+                    "row {}, column {}: overflowed {} (inputs or weights too large)",
+                    i % grad.nrows(),
+                    i / grad.nrows(),
+                    T::NAME
+                ),
+            }),
+        }
+    }
+}
+
+/// `loss` in `T`, or an error if it overflowed (in `f64` or when rounded to
+/// `T`): the outputs were finite but too far from the targets.
+fn checked_loss<T: Float>(loss: f64) -> Result<T> {
+    let l = T::cast(loss);
+    if l.finite() {
+        Ok(l)
+    } else {
+        Err(Error::NonFinite {
+            what: "loss".into(),
+            location: format!(
+                "½ ‖f(W; X) − y‖² = {loss:e} overflowed {} (inputs, weights or targets too large)",
+                T::NAME
+            ),
+        })
     }
 }
 

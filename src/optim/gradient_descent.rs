@@ -102,10 +102,15 @@ where
     G: Parameters<Scalar = P::Scalar> + ?Sized,
 {
     fn step(&mut self, params: &mut P, grad: &G) -> Result<()> {
-        let eta = P::Scalar::cast(lr_at::<P::Scalar>(&self.lr, self.core.steps())?);
-        // θ_{t+1} = θ_t − η g_t
-        self.core
-            .apply(params, grad, |p, g, _| zip1(p, g, move |p, g| *p -= eta * g))
+        let lr = lr_at::<P::Scalar>(&self.lr, self.core.steps())?;
+        let eta = P::Scalar::cast(lr);
+        // θ_{t+1} = θ_t − η g_t, so |θ_{t+1}| <= |θ_t| + η|g_t|.
+        self.core.apply(
+            params,
+            grad,
+            |theta, g, _| theta + lr * g,
+            |p, g, _| zip1(p, g, move |p, g| *p -= eta * g),
+        )
     }
     optimizer_trait_methods!();
 }

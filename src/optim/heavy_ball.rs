@@ -79,10 +79,25 @@ where
 {
     fn step(&mut self, params: &mut P, grad: &G) -> Result<()> {
         let t = self.core.steps();
-        let eta = P::Scalar::cast(lr_at::<P::Scalar>(&self.lr, t)?);
-        let beta = P::Scalar::cast(momentum_at::<P::Scalar>(&self.momentum, t)?);
+        let (lr, momentum) = (
+            lr_at::<P::Scalar>(&self.lr, t)?,
+            momentum_at::<P::Scalar>(&self.momentum, t)?,
+        );
+        let (eta, beta) = (P::Scalar::cast(lr), P::Scalar::cast(momentum));
         let convention = self.convention;
-        self.core.apply(params, grad, |p, g, buffers| {
+        // Displacement: |v'| <= β|v| + η|g|, |θ'| <= |θ| + |v'|.
+        // PyTorch: |b'| <= β|b| + |g|, |θ'| <= |θ| + η|b'|.
+        let growth = |theta: f64, g: f64, b: &mut [f64; 2]| match convention {
+            Convention::Displacement => {
+                b[0] = momentum * b[0] + lr * g;
+                theta + b[0]
+            }
+            Convention::PyTorch => {
+                b[0] = momentum * b[0] + g;
+                theta + lr * b[0]
+            }
+        };
+        self.core.apply(params, grad, growth, |p, g, buffers| {
             let [buffer] = buffers else { return };
             match convention {
                 // v_{t+1} = β v_t − η g_t;  θ_{t+1} = θ_t + v_{t+1}

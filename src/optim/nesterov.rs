@@ -102,7 +102,13 @@ where
         match self.convention {
             Convention::Displacement => {
                 let beta_eta = P::Scalar::cast(momentum * lr);
-                self.core.apply(params, grad, |p, g, buffers| {
+                // |v'| <= β|v| + η|g| + βη(|g| + |g_prev|), g_prev' = g.
+                let growth = |theta: f64, g: f64, b: &mut [f64; 2]| {
+                    b[0] = momentum * b[0] + lr * g + momentum * lr * (g + b[1]);
+                    b[1] = g;
+                    theta + b[0]
+                };
+                self.core.apply(params, grad, growth, |p, g, buffers| {
                     let [velocity, previous] = buffers else { return };
                     // v_{t+1} = β v_t − η g_t − β η (g_t − g_{t−1});  θ_{t+1} = θ_t + v_{t+1}
                     zip3(p, g, velocity, previous, move |p, g, v, gp| {
@@ -112,14 +118,23 @@ where
                     });
                 })
             }
-            Convention::PyTorch => self.core.apply(params, grad, |p, g, buffers| {
-                let [b] = buffers else { return };
-                // b_t = β b_{t−1} + g_t;  θ_{t+1} = θ_t − η (g_t + β b_t)
-                zip2(p, g, b, move |p, g, b| {
-                    *b = beta * *b + g;
-                    *p -= eta * (g + beta * *b);
-                });
-            }),
+            // |b'| <= β|b| + |g|, |θ'| <= |θ| + η(|g| + β|b'|).
+            Convention::PyTorch => self.core.apply(
+                params,
+                grad,
+                |theta, g, b| {
+                    b[0] = momentum * b[0] + g;
+                    theta + lr * (g + momentum * b[0])
+                },
+                |p, g, buffers| {
+                    let [b] = buffers else { return };
+                    // b_t = β b_{t−1} + g_t;  θ_{t+1} = θ_t − η (g_t + β b_t)
+                    zip2(p, g, b, move |p, g, b| {
+                        *b = beta * *b + g;
+                        *p -= eta * (g + beta * *b);
+                    });
+                },
+            ),
         }
     }
     optimizer_trait_methods!();

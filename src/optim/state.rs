@@ -4,7 +4,7 @@
 use std::any::Any;
 
 use super::params::{Parameters, ParametersMut, Shape};
-use crate::checks::{first_non_finite, first_non_finite_of_pair};
+use crate::checks::{first_non_finite, scan_pair, PairScan};
 use crate::{Error, Float, Precision, Result};
 
 /// The complete state of an optimizer: enough to continue a run exactly.
@@ -119,18 +119,15 @@ pub(crate) struct Core {
     /// Whether a step checks parameters and gradient for NaN and infinities
     /// before it writes anything.
     check_finite: bool,
+    /// Upper bounds on max |entry| of each state buffer over all tensors
+    /// (∞: unknown, e.g. after an unchecked step), for the overflow guard.
+    bounds: [f64; 2],
 }
 
-/// The error for the first non-finite entry found by
-/// [`first_non_finite_of_pair`]`(g, p)` in tensor `index` of `count`.
-fn non_finite_error<T: Float>(
-    index: usize,
-    count: usize,
-    found: Option<(usize, usize)>,
-    p: &[T],
-    g: &[T],
-) -> Result<()> {
-    match found {
+/// The error for the first non-finite entry found by [`scan_pair`]`(g, p)`
+/// in tensor `index` of `count`.
+fn non_finite_error<T: Float>(index: usize, count: usize, found: PairScan, p: &[T], g: &[T]) -> Result<()> {
+    match found.non_finite {
         None => Ok(()),
         Some((0, j)) => Err(Error::NonFinite {
             what: format!("gradient of {}", describe(index, count)),
@@ -143,13 +140,80 @@ fn non_finite_error<T: Float>(
     }
 }
 
+/// Runs `kernel` on copies of every tensor's parameters and state, block by
+/// block, and returns the largest |entry| of each new state buffer, or the
+/// error for the first entry the update would make non-finite (an
+/// overflow, the inputs being finite). Writes nothing: the path taken when
+/// the cheap bound cannot exclude an overflow.
+fn dry_run<T, P, G, K>(params: &P, grad: &G, slots: &[Slot<T>], kernel: &K) -> Result<[f64; 2]>
+where
+    T: Float,
+    P: Parameters<Scalar = T> + ?Sized,
+    G: Parameters<Scalar = T> + ?Sized,
+    K: Fn(&mut [T], &[T], &mut [Vec<T>]),
+{
+    const BLOCK: usize = 4096;
+    let count = slots.len();
+    let mut maxima = [0.0f64; 2];
+    let mut p_copy: Vec<T> = Vec::with_capacity(BLOCK);
+    let mut b_copy: Vec<Vec<T>> = vec![Vec::with_capacity(BLOCK); slots.first().map_or(0, |s| s.buffers.len())];
+    for (i, slot) in slots.iter().enumerate() {
+        let (_, p) = params.tensor(i)?;
+        let (_, g) = grad.tensor(i)?;
+        for start in (0..p.len()).step_by(BLOCK) {
+            let end = (start + BLOCK).min(p.len());
+            p_copy.clear();
+            p_copy.extend_from_slice(&p[start..end]);
+            for (c, b) in b_copy.iter_mut().zip(&slot.buffers) {
+                c.clear();
+                c.extend_from_slice(&b[start..end]);
+            }
+            kernel(&mut p_copy, &g[start..end], &mut b_copy);
+            let in_state = || {
+                b_copy
+                    .iter()
+                    .enumerate()
+                    .find_map(|(k, c)| c.iter().position(|x| !x.finite()).map(|j| (Some(k), j)))
+            };
+            let bad = p_copy
+                .iter()
+                .position(|x| !x.finite())
+                .map(|j| (None, j))
+                .or_else(in_state);
+            if let Some((buffer, j)) = bad {
+                let e = start + j;
+                let result = match buffer {
+                    None => format!("parameter {}", p_copy[j]),
+                    Some(k) => format!("state buffer {k} {}", b_copy[k][j]),
+                };
+                return Err(Error::NonFinite {
+                    what: format!(
+                        "update of {} (it would overflow; nothing was changed)",
+                        describe(i, count)
+                    ),
+                    location: format!(
+                        "entry {e} (storage order): parameter {}, gradient {} give {result}",
+                        p[e], g[e]
+                    ),
+                });
+            }
+            for (m, c) in maxima.iter_mut().zip(&b_copy) {
+                *m = c.iter().fold(*m, |m, x| m.max(x.to_f64().abs()));
+            }
+        }
+    }
+    Ok(maxima)
+}
+
 /// Whether `params` lends its tensors together
 /// ([`ParametersMut::all_tensors_mut`]); if so, checks that the list matches
 /// what it declares tensor by tensor (a user-written `all_tensors_mut` could
 /// disagree) and, if `check_finite`, the entries of every tensor and
 /// gradient in one parallel pass (one dispatch to the thread pool instead of
-/// one per tensor). Writes nothing.
-fn check_together<P, G>(params: &mut P, grad: &G, check_finite: bool) -> Result<bool>
+/// one per tensor). Returns the largest |entry| of the parameters and of
+/// the gradient (0 when not checked), or `None` if the set cannot lend its
+/// tensors together. Writes nothing.
+fn check_together<P, G>(params: &mut P, grad: &G, check_finite: bool) -> Result<Option<(f64, f64)>>
 where
     P: ParametersMut + ?Sized,
     G: Parameters<Scalar = P::Scalar> + ?Sized,
@@ -161,7 +225,7 @@ where
         declared.push(params.tensor(i)?.0);
     }
     let Some(tensors) = params.all_tensors_mut()? else {
-        return Ok(false);
+        return Ok(None);
     };
     if tensors.len() != count {
         return Err(Error::shape(
@@ -179,21 +243,23 @@ where
             ));
         }
     }
+    let mut maxima = (0.0f64, 0.0f64);
     if check_finite {
         let mut grads = Vec::with_capacity(count);
         for i in 0..count {
             grads.push(grad.tensor(i)?.1);
         }
-        let found = tensors
+        let scans: Vec<PairScan> = tensors
             .par_iter()
             .zip(&grads)
-            .enumerate()
-            .find_first(|(_, ((_, p), g))| first_non_finite_of_pair(g, p).is_some());
-        if let Some((i, ((_, p), g))) = found {
-            non_finite_error(i, count, first_non_finite_of_pair(g, p), p, g)?;
+            .map(|((_, p), g)| scan_pair(g, p))
+            .collect();
+        for (i, (found, ((_, p), g))) in scans.iter().zip(tensors.iter().zip(&grads)).enumerate() {
+            non_finite_error(i, count, *found, p, g)?;
+            maxima = (maxima.0.max(found.max_abs.1), maxima.1.max(found.max_abs.0));
         }
     }
-    Ok(true)
+    Ok(Some(maxima))
 }
 
 /// The update of a set checked by [`check_together`]: `kernel` on every
@@ -248,6 +314,7 @@ impl Core {
             buffer_names,
             store: Store::Empty,
             check_finite: true,
+            bounds: [0.0; 2],
         }
     }
 
@@ -281,7 +348,7 @@ impl Core {
     /// tensors in parameters and gradient, declared shapes that agree with
     /// the storage and with each other and with those of the first step,
     /// the float type of the first step, and finite entries.
-    fn validate<P, G>(&self, params: &P, grad: &G, check_finite: bool) -> Result<()>
+    fn validate<P, G>(&self, params: &P, grad: &G, check_finite: bool) -> Result<(f64, f64)>
     where
         P: Parameters + ?Sized,
         G: Parameters<Scalar = P::Scalar> + ?Sized,
@@ -318,6 +385,7 @@ impl Core {
         }
         // Messages are formatted on error only: a valid step allocates nothing.
         let what = |i: usize| describe(i, count);
+        let mut maxima = (0.0f64, 0.0f64);
         for i in 0..count {
             let (ps, p) = params.tensor(i)?;
             let (gs, g) = grad.tensor(i)?;
@@ -345,10 +413,12 @@ impl Core {
             }
             if check_finite {
                 // Shapes agree, so p and g have the same length.
-                non_finite_error(i, count, first_non_finite_of_pair(g, p), p, g)?;
+                let found = scan_pair(g, p);
+                non_finite_error(i, count, found, p, g)?;
+                maxima = (maxima.0.max(found.max_abs.1), maxima.1.max(found.max_abs.0));
             }
         }
-        Ok(())
+        Ok(maxima)
     }
 
     /// Validates a step, allocates the state at the first step (zeros,
@@ -359,18 +429,35 @@ impl Core {
     /// ([`ParametersMut::all_tensors_mut`]) is checked and updated in one
     /// parallel pass over all of them (two small lists of slices are
     /// allocated per step); otherwise the tensors are visited one at a time.
-    pub(crate) fn apply<P, G, K>(&mut self, params: &mut P, grad: &G, kernel: K) -> Result<()>
+    ///
+    /// With the finiteness check on, `growth(max|θ|, max|g|, bounds)` must
+    /// turn the bounds on max |buffer| into those after the update and return
+    /// a bound on max |θ_{t+1}| (the triangle inequality on the update
+    /// formula). If every bound is below half the float type's largest
+    /// value, no entry can overflow; otherwise the update is first evaluated
+    /// on copies ([`dry_run`]), and an overflow is an error with nothing
+    /// changed.
+    pub(crate) fn apply<P, G, B, K>(&mut self, params: &mut P, grad: &G, growth: B, kernel: K) -> Result<()>
     where
         P: ParametersMut + ?Sized,
         G: Parameters<Scalar = P::Scalar> + ?Sized,
+        B: Fn(f64, f64, &mut [f64; 2]) -> f64,
         K: Fn(&mut [P::Scalar], &[P::Scalar], &mut [Vec<P::Scalar>]) + Sync,
     {
         self.validate(params, grad, false)?;
-        let together = params.tensor_count() > 1 && check_together(params, grad, self.check_finite)?;
-        if !together && self.check_finite {
-            self.validate(params, grad, true)?;
-        }
-        if matches!(self.store, Store::Empty) {
+        let lent = if params.tensor_count() > 1 {
+            check_together(params, grad, self.check_finite)?
+        } else {
+            None
+        };
+        let together = lent.is_some();
+        let maxima = match lent {
+            Some(m) => m,
+            None if self.check_finite => self.validate(params, grad, true)?,
+            None => (0.0, 0.0),
+        };
+        let was_empty = matches!(self.store, Store::Empty);
+        if was_empty {
             let count = params.tensor_count();
             let mut slots = Vec::with_capacity(count);
             for i in 0..count {
@@ -383,10 +470,28 @@ impl Core {
                 slots.push(Slot { shape, buffers });
             }
             self.store = Store::of(slots);
+            self.bounds = [0.0; 2];
         }
         let Some(slots) = self.store.slots_mut::<P::Scalar>() else {
             return Err(Error::Unsupported("optimizer state of another float type".into()));
         };
+        let mut next = [f64::INFINITY; 2];
+        if self.check_finite {
+            next = self.bounds;
+            let limit = 0.5 * P::Scalar::MAX_FINITE;
+            let theta = growth(maxima.0, maxima.1, &mut next);
+            if !(theta <= limit && next.iter().all(|&b| b <= limit)) {
+                match dry_run(params, grad, slots, &kernel) {
+                    Ok(actual) => next = actual,
+                    Err(e) => {
+                        if was_empty {
+                            self.store = Store::Empty;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
         if together {
             update_together(params, grad, slots, kernel)?;
         } else {
@@ -396,6 +501,7 @@ impl Core {
                 kernel(p, g, &mut slot.buffers);
             }
         }
+        self.bounds = next;
         self.step += 1;
         Ok(())
     }
@@ -463,6 +569,13 @@ impl Core {
         };
         self.step = state.step;
         self.store = store;
+        // The overflow guard's bounds, from the restored buffers.
+        self.bounds = [0.0; 2];
+        for t in &state.tensors {
+            for (b, (_, values)) in self.bounds.iter_mut().zip(&t.buffers) {
+                *b = values.iter().fold(*b, |m, v| m.max(v.abs()));
+            }
+        }
         Ok(())
     }
 

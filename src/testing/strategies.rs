@@ -280,9 +280,10 @@ fn critical_band(method: Method, beta: f64) -> (f64, f64) {
     }
 }
 
-/// The smallest β in [0, 0.999] at which the critical step size of λ_min
-/// is stable for a spectrum of condition number `kappa` (bisection: the
-/// condition κ · crit(β) < limit(β) holds from some β on).
+/// The smallest β in [0, 1) at which the critical step size of λ_min is
+/// stable for a spectrum of condition number `kappa` (bisection: the
+/// condition κ · crit(β) < limit(β) holds from some β on, which approaches
+/// 1 as κ grows: HB needs 1 − √β < √(4/κ) roughly).
 fn smallest_stable_critical_beta(method: Method, kappa: f64) -> f64 {
     let stable = |beta: f64| {
         let lr = critical_band(method, beta).0; // λ_min = 1, λ_max = κ
@@ -291,8 +292,8 @@ fn smallest_stable_critical_beta(method: Method, kappa: f64) -> f64 {
     if stable(0.0) {
         return 0.0;
     }
-    let (mut lo, mut hi) = (0.0, 0.999);
-    for _ in 0..60 {
+    let (mut lo, mut hi) = (0.0, 1.0 - 1e-15);
+    for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
         if stable(mid) {
             hi = mid;
@@ -303,9 +304,19 @@ fn smallest_stable_critical_beta(method: Method, kappa: f64) -> f64 {
     hi
 }
 
+/// The range momenta are drawn from in the damped regions: from the
+/// smallest stable critical β to 0.999, or halfway to 1 when that β is
+/// already above 0.999 (κ beyond about 1e6).
+fn beta_range(method: Method, kappa: f64) -> (f64, f64) {
+    let lo = smallest_stable_critical_beta(method, kappa);
+    (lo, 0.999f64.max(0.5 * (1.0 + lo)))
+}
+
 /// (η, β) for `method` on a spectrum [λ_min, λ_max], in the stable region
 /// (every mode's roots inside the unit circle, η at most 0.999 of
-/// [`max_stable_lr`]) and in `region`. For GD β = 0 and only the step size
+/// [`max_stable_lr`]) and in `region`. The damped regions draw β from the
+/// smallest momentum at which critical damping at λ_min is stable (which
+/// approaches 1 as κ grows) up to 0.999 (or halfway to 1 beyond that). For GD β = 0 and only the step size
 /// varies (every region gives η uniform in (0, 0.999 · 2/λ_max)).
 ///
 /// # Panics
@@ -328,9 +339,9 @@ pub fn hyperparameters(
         let limit = max_stable_lr(method, beta, lambda_max).unwrap_or(0.0);
         (u * limit, beta)
     });
-    let beta_lo = smallest_stable_critical_beta(method, kappa);
+    let (beta_lo, beta_hi) = beta_range(method, kappa);
     let critical = (0.0f64..=1.0).prop_map(move |u| {
-        let beta = beta_lo + u * (0.999 - beta_lo);
+        let beta = beta_lo + u * (beta_hi - beta_lo);
         (critical_band(method, beta).0 / lambda_min, beta)
     });
     match region {
@@ -338,7 +349,7 @@ pub fn hyperparameters(
         DampingRegion::Critical => critical.boxed(),
         DampingRegion::Underdamped => (0.0f64..=1.0, 1e-3f64..0.999)
             .prop_map(move |(u, v)| {
-                let beta = beta_lo + u * (0.999 - beta_lo);
+                let beta = beta_lo + u * (beta_hi - beta_lo);
                 let (lo, hi) = critical_band(method, beta);
                 let limit = max_stable_lr(method, beta, lambda_max).unwrap_or(0.0) * 0.999 * lambda_min;
                 let top = hi.min(limit);
@@ -347,7 +358,7 @@ pub fn hyperparameters(
             .boxed(),
         DampingRegion::Overdamped => (0.0f64..=1.0, 1e-3f64..0.999)
             .prop_map(move |(u, v)| {
-                let beta = beta_lo + u * (0.999 - beta_lo);
+                let beta = beta_lo + u * (beta_hi - beta_lo);
                 (v * critical_band(method, beta).0 / lambda_min, beta)
             })
             .boxed(),

@@ -64,6 +64,7 @@ impl ProgressBar {
     /// A progress bar labelled `label` (e.g. the optimizer's name).
     pub fn new(label: &str) -> Self {
         let bar = indicatif::ProgressBar::new(0);
+        #[allow(clippy::expect_used)] // a constant template
         bar.set_style(
             indicatif::ProgressStyle::with_template("{prefix:>4} {bar:30} {pos}/{len} steps {msg} [{elapsed_precise}]")
                 .expect("valid progress template"),

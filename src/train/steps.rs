@@ -77,6 +77,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// the loop, and puts the coordinates back (forming `W = W_0 + B X` once
     /// in kernel space).
     pub(super) fn run_loop(&mut self, x: &DMatrix<T>, y: &DVector<T>, observer: &mut dyn Observer) -> Result<Stop> {
+        #[allow(clippy::expect_used)] // set by prepare_run just before
         let mut run = self.run.take().expect("prepare_run sets the run state");
         let (mut coordinates, mut buffers) = self.allocate(x, &mut run);
         let result = self.steps(x, y, &run.initial_weights, &mut coordinates, &mut buffers, observer);

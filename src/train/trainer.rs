@@ -270,6 +270,11 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             Parameterization::Auto => auto_parameterization(n, m, d, self.options.max_steps.saturating_sub(self.step)),
             p => p,
         };
+        let space = match &self.run {
+            Some(run) => run.space.parameterization(),
+            None => wanted,
+        };
+        reserve_run(space, n, m, d, self.options.track_ntk_drift, std::mem::size_of::<T>())?;
         let Some(run) = &self.run else {
             self.run = Some(RunState {
                 space: Space::new(wanted, m, n),
@@ -311,8 +316,10 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// # Errors
     /// Shapes that disagree with each other or with the model, non-finite
     /// data, invalid options, a parameterization the optimizer does not
-    /// support, data other than that of the run being continued, any
-    /// optimizer error, and [`Error::Diverged`] (carrying the history; the
+    /// support, data other than that of the run being continued, buffers
+    /// beyond the memory budget ([`Error::TooLarge`], see
+    /// [`crate::memory_limit`]), any optimizer error, and
+    /// [`Error::Diverged`] (carrying the history; the
     /// trainer is rolled back to its last acceptable step, or to the start of
     /// this call if its first loss already diverged).
     pub fn run(&mut self, x: &DMatrix<T>, y: &DVector<T>) -> Result<History> {
@@ -362,4 +369,40 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             self.history.clone()
         })
     }
+}
+
+/// Checks the buffers one call to [`Trainer::run`] holds at once against the
+/// memory budget ([`crate::memory_limit`]): W_0 and the step's m × n
+/// pre-activation, initial pre-activation and residual-weight matrices; the
+/// parameters and their gradient, a copy of them for a rollback and an
+/// optimizer state of up to two parameter-sized buffers (m × d in weight
+/// space, the m × n coefficients in kernel space, which also holds X Xᵀ);
+/// and with the NTK drift three n × n matrices and a Lanczos basis.
+fn reserve_run(space: Parameterization, n: usize, m: usize, d: usize, drift: bool, bytes: usize) -> Result<()> {
+    use crate::memory::bytes_of;
+    let parameters = match space {
+        Parameterization::Kernel => [m, n],
+        _ => [m, d],
+    };
+    let drift = drift && n <= crate::train::NTK_DRIFT_MAX_SAMPLES;
+    crate::memory::reserve(
+        || format!("the training buffers ({space} space, n = {n}, m = {m}, d = {d})"),
+        &[
+            bytes_of(&[m, d], bytes),
+            bytes_of(&[3, m, n], bytes),
+            bytes_of(&[5, parameters[0], parameters[1]], bytes),
+            if space == Parameterization::Kernel {
+                bytes_of(&[n, n], bytes)
+            } else {
+                Some(0)
+            },
+            if drift { bytes_of(&[3, n, n], bytes) } else { Some(0) },
+            // The Lanczos basis of the drift diagnostics' extreme eigenvalues.
+            if drift {
+                bytes_of(&[n, n.min(crate::linalg::EXTREMES_MAX_PRODUCTS)], 8)
+            } else {
+                Some(0)
+            },
+        ],
+    )
 }

@@ -211,7 +211,7 @@ pub fn read_test(dir: impl AsRef<Path>) -> Result<Images> {
 /// # Errors
 ///
 /// [`Error::ShapeMismatch`] unless the images have one channel;
-/// [`Error::TooLarge`] if a dimension does not fit the format's `u32`.
+/// [`Error::InvalidParameter`] if a dimension does not fit the format's `u32`.
 pub fn to_bytes(images: &Images) -> Result<(Vec<u8>, Vec<u8>)> {
     if images.channels() != 1 {
         return Err(Error::shape(
@@ -221,10 +221,12 @@ pub fn to_bytes(images: &Images) -> Result<(Vec<u8>, Vec<u8>)> {
         ));
     }
     let dim = |v: usize| {
-        u32::try_from(v).map_err(|_| Error::TooLarge {
-            what: "IDX dimension".into(),
-            requested: v,
-            limit: u32::MAX as usize,
+        u32::try_from(v).map_err(|_| {
+            Error::invalid(
+                "IDX dimension",
+                v,
+                "at most 4294967295 (the format stores dimensions as u32)",
+            )
         })
     };
     let (count, rows, cols) = (dim(images.len())?, dim(images.rows())?, dim(images.cols())?);

@@ -195,10 +195,36 @@ pub(super) fn serialize(tensors: &[Tensor], mut meta: HashMap<String, String>, p
     safetensors::serialize(views, Some(meta)).map_err(|e| bad(path, e.to_string()))
 }
 
+/// The stages of [`write_atomically`], in order: a process killed after any
+/// of them but the last leaves a stale temporary file and `path` as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Stage {
+    /// The temporary file exists, empty.
+    Created,
+    /// Half of the bytes are written.
+    HalfWritten,
+    /// All bytes are written, not yet synced.
+    Written,
+    /// The bytes are synced to disk.
+    Synced,
+    /// The temporary file has been renamed over `path`.
+    Renamed,
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it
 /// over `path`.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
+    let tmp = temporary_path(path)?;
+    if let Err(e) = write_stages(&tmp, path, bytes, Stage::Renamed) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// The temporary file of a write to `path`: beside it, hidden, named after
+/// the process.
+pub(super) fn temporary_path(path: &Path) -> Result<std::path::PathBuf> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -206,16 +232,29 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::invalid("path", path.display(), "a file path"))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
+    Ok(dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id())))
+}
+
+/// The stages of an atomic write up to and including `last` (tests stop it
+/// early, as a killed process would).
+pub(super) fn write_stages(tmp: &Path, path: &Path, bytes: &[u8], last: Stage) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(tmp)?;
+    if last == Stage::Created {
+        return Ok(());
     }
-    Ok(())
+    let half = bytes.len() / 2;
+    f.write_all(&bytes[..half])?;
+    if last == Stage::HalfWritten {
+        return f.flush();
+    }
+    f.write_all(&bytes[half..])?;
+    if last == Stage::Written {
+        return f.flush();
+    }
+    f.sync_all()?;
+    if last == Stage::Synced {
+        return Ok(());
+    }
+    std::fs::rename(tmp, path)
 }

@@ -76,6 +76,12 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// hyper-parameters. On error the trainer is unchanged.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        // The file's bytes and the tensors decoded from them.
+        crate::memory::reserve(
+            || format!("loading checkpoint {} ({len} bytes)", path.display()),
+            &[len.checked_mul(2)],
+        )?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let record = Checkpoint::<T>::decode(&bytes, path)?;
         let (m, d) = (self.model.width(), self.model.input_dim());
@@ -141,5 +147,66 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             initial_weights: record.initial_weights,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nalgebra::{DMatrix, DVector};
+
+    use super::codec::{temporary_path, write_stages, Stage};
+    use crate::{HeavyBall, Trainer, TwoLayerReLU};
+
+    /// A save killed after any stage of the atomic write leaves the previous
+    /// checkpoint loadable and unchanged (beside a stale temporary file), and
+    /// the next save replaces it.
+    #[test]
+    fn an_interrupted_save_leaves_the_previous_checkpoint_loadable() {
+        let dir = std::env::temp_dir().join(format!("ntk_momentum_interrupted_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.ckpt");
+        let x = DMatrix::from_fn(4, 3, |i, j| ((i + 2 * j) % 5) as f64 / 5.0 - 0.4);
+        let y = DVector::from_fn(4, |i, _| if i % 2 == 0 { 1.0 } else { -1.0 });
+        let mut trainer =
+            Trainer::new(TwoLayerReLU::new(3, 16, 0).unwrap(), HeavyBall::new(0.1, 0.5).unwrap()).max_steps(3);
+        trainer.run(&x, &y).unwrap();
+        trainer.save_checkpoint(&path).unwrap();
+        let saved = std::fs::read(&path).unwrap();
+        let (weights, state) = (trainer.model().weights().clone(), trainer.optimizer().state());
+        trainer.set_max_steps(6);
+        trainer.run(&x, &y).unwrap();
+        for stage in [Stage::Created, Stage::HalfWritten, Stage::Written, Stage::Synced] {
+            // What save_checkpoint would have written, stopped after `stage`.
+            let record = super::Checkpoint {
+                step: trainer.step,
+                space: trainer.run.as_ref().unwrap().space.clone(),
+                fingerprint: trainer.run.as_ref().unwrap().fingerprint,
+                weights: trainer.model.weights().clone(),
+                initial_weights: trainer.run.as_ref().unwrap().initial_weights.clone(),
+                output_weights: trainer.model.output_weights().clone(),
+                optimizer: trainer.optimizer.state(),
+                history: trainer.history.clone(),
+            };
+            let bytes = record.encode(&path).unwrap();
+            write_stages(&temporary_path(&path).unwrap(), &path, &bytes, stage).unwrap();
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                saved,
+                "{stage:?}: the previous file changed"
+            );
+            let mut fresh =
+                Trainer::new(TwoLayerReLU::new(3, 16, 0).unwrap(), HeavyBall::new(0.1, 0.5).unwrap()).max_steps(3);
+            fresh.load_checkpoint(&path).unwrap();
+            assert_eq!(fresh.model().weights(), &weights, "{stage:?}");
+            assert_eq!(fresh.optimizer().state(), state, "{stage:?}");
+        }
+        // The stale temporary file does not stop the next save.
+        assert!(temporary_path(&path).unwrap().exists());
+        trainer.save_checkpoint(&path).unwrap();
+        let mut fresh = Trainer::new(TwoLayerReLU::new(3, 16, 0).unwrap(), HeavyBall::new(0.1, 0.5).unwrap());
+        fresh.load_checkpoint(&path).unwrap();
+        assert_eq!(fresh.model().weights(), trainer.model().weights());
+        assert!(!temporary_path(&path).unwrap().exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
