@@ -198,15 +198,18 @@ fn sets_lent_together_equal_sets_lent_one_at_a_time() {
     together[31][5] = before.0[31][5];
     assert_eq!((together, nag[0].state()), before);
 
-    let mut swapped = Swapped(vec![1.0; 3], vec![1.0; 2]);
-    let mut hb = HeavyBall::new(0.1, 0.5).unwrap();
-    let err = hb.step(&mut swapped, &(vec![1.0; 3], vec![1.0; 2])).unwrap_err();
-    assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
-    assert!(err.to_string().contains("all_tensors_mut"), "{err}");
-    assert_eq!(
-        (swapped.0, swapped.1, hb.steps_taken()),
-        (vec![1.0; 3], vec![1.0; 2], 0)
-    );
+    // Swapped tensors are refused whether their shapes differ or not.
+    for (a, b) in [(3, 2), (2, 2)] {
+        let mut swapped = Swapped(vec![1.0; a], vec![2.0; b]);
+        let mut hb = HeavyBall::new(0.1, 0.5).unwrap();
+        let err = hb.step(&mut swapped, &(vec![1.0; a], vec![1.0; b])).unwrap_err();
+        assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("all_tensors_mut"), "{err}");
+        assert_eq!(
+            (swapped.0, swapped.1, hb.steps_taken()),
+            (vec![1.0; a], vec![2.0; b], 0)
+        );
+    }
 }
 
 /// A step that would overflow (finite inputs, a non-finite result) is an

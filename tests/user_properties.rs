@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 
+use ntk_momentum::ntk::Spectrum;
 use ntk_momentum::testing::{
     hyperparameters, least_squares, quadratics, race, relu_problems, Certificate, Contestant, DampingRegion, Layout,
     Quadratic,
@@ -153,21 +154,19 @@ fn certificate_holds_and_is_tight_heavy() {
     }
 }
 
+/// NAG's (η, β) for `spectrum` in `region`.
+fn nesterov_for(spectrum: &Spectrum, region: DampingRegion) -> impl Strategy<Value = (f64, f64)> {
+    hyperparameters(Method::Nesterov, spectrum.lambda_min, spectrum.lambda_max, region)
+}
+
 /// Least squares: the residual r_t = A x_t − b follows the certificate of
 /// the spectrum of A Aᵀ, for NAG critically damped at λ_min.
 #[test]
 fn least_squares_residuals_obey_the_certificate() {
-    let strategy = least_squares(1..=12, 1..=20).prop_flat_map(|p| {
-        let h = hyperparameters(
-            Method::Nesterov,
-            p.spectrum.lambda_min,
-            p.spectrum.lambda_max,
-            DampingRegion::Critical,
-        );
-        (Just(p), h)
-    });
+    let strategy =
+        least_squares(1..=12, 1..=20).prop_flat_map(|p| (nesterov_for(&p.spectrum, DampingRegion::Critical), Just(p)));
     runner(256)
-        .run(&strategy, |(p, (lr, beta))| {
+        .run(&strategy, |((lr, beta), p)| {
             // r = A x - b carries an absolute rounding error ~eps ||b||.
             let certificate =
                 Certificate::new(Method::Nesterov, lr, beta, &p.spectrum.eigenvalues)?.with_floor(1e-10)?;
@@ -234,18 +233,11 @@ fn nag_no_slower_than_hb_exactly_where_the_race_says() {
 /// tolerance, down to a norm ratio of 1e-3 (a loss ratio of 1e-6).
 #[test]
 fn wide_relu_network_follows_the_regime_certificate() {
-    let strategy = relu_problems(3..=6, 3..=8, 8192..=8192).prop_flat_map(|p| {
-        let h = hyperparameters(
-            Method::Nesterov,
-            p.spectrum.lambda_min,
-            p.spectrum.lambda_max,
-            DampingRegion::Underdamped,
-        );
-        (Just(p), h)
-    });
+    let strategy = relu_problems(3..=6, 3..=8, 8192..=8192)
+        .prop_flat_map(|p| (nesterov_for(&p.spectrum, DampingRegion::Underdamped), Just(p)));
     let counts = RefCell::new([0u32; 2]);
     runner(32)
-        .run(&strategy, |(p, (lr, beta))| {
+        .run(&strategy, |((lr, beta), p)| {
             let mut trainer = Trainer::new(p.model.clone(), Nesterov::new(lr, beta)?).max_steps(200);
             let history = trainer.run(&p.x, &p.y)?;
             let (spectrum, vectors) = ntk_momentum::ntk::eigendecomposition(&p.model.ntk_gram(&p.x)?)?;

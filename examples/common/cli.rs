@@ -44,7 +44,9 @@ pub struct Experiment {
     /// Step size. Default: 1 / lambda_max of H(W_0).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Momentum shared by HB and NAG. Default: (sqrt(kappa) - 1) / (sqrt(kappa) + 1) of H(W_0).
+    /// Momentum shared by HB and NAG. Default: (sqrt(k) - 1) / (sqrt(k) + 1)
+    /// with k = kappa(H(W_0)) / 0.7 (Nesterov's momentum for a lambda_min 30 %
+    /// below H(W_0)'s, the margin for its drift during training).
     #[arg(long)]
     pub momentum: Option<f64>,
     /// Seed of the subset and the network.

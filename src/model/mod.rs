@@ -315,13 +315,7 @@ impl<T: Float> TwoLayerReLU<T> {
         let u = relu_outputs(Preactivations::One(&p), &self.output_weights);
         match first_non_finite(u.as_slice()) {
             None => Ok(u),
-            Some(i) => Err(Error::NonFinite {
-                what: "network outputs f(W; X)".into(),
-                location: format!(
-                    "sample {i}: the output overflowed {} (inputs or weights too large)",
-                    T::NAME
-                ),
-            }),
+            Some(i) => Err(overflowed::<T>("network outputs f(W; X)", format!("sample {i}"))),
         }
     }
 
@@ -390,16 +384,19 @@ impl<T: Float> TwoLayerReLU<T> {
         let loss = checked_loss(loss)?;
         match first_non_finite(grad.as_slice()) {
             None => Ok(loss),
-            Some(i) => Err(Error::NonFinite {
-                what: "gradient".into(),
-                location: format!(
-                    "row {}, column {}: overflowed {} (inputs or weights too large)",
-                    i % grad.nrows(),
-                    i / grad.nrows(),
-                    T::NAME
-                ),
-            }),
+            Some(i) => Err(overflowed::<T>(
+                "gradient",
+                format!("row {}, column {}", i % grad.nrows(), i / grad.nrows()),
+            )),
         }
+    }
+}
+
+/// The error for a model output that overflowed `T` at `location`.
+fn overflowed<T: Float>(what: &str, location: String) -> Error {
+    Error::NonFinite {
+        what: what.into(),
+        location: format!("{location}: overflowed {} (inputs or weights too large)", T::NAME),
     }
 }
 

@@ -197,8 +197,10 @@ pub trait ParametersMut: Parameters {
     /// }
     /// ```
     ///
-    /// The optimizers check that the list has `tensor_count()` entries with
-    /// the shapes [`Parameters::tensor`] declares before they write anything.
+    /// The list must hold the very slices [`ParametersMut::tensor_mut`] would
+    /// lend, in index order: the optimizers check its length, each tensor's
+    /// shape and storage address against [`Parameters::tensor`] before they
+    /// write anything.
     ///
     /// # Errors
     /// As [`Parameters::tensor`].

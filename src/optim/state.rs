@@ -220,9 +220,11 @@ where
 {
     use rayon::prelude::*;
     let count = params.tensor_count();
+    // Shape and storage address of each tensor as `tensor(i)` lends it.
     let mut declared = Vec::with_capacity(count);
     for i in 0..count {
-        declared.push(params.tensor(i)?.0);
+        let (shape, p) = params.tensor(i)?;
+        declared.push((shape, p.as_ptr() as usize));
     }
     let Some(tensors) = params.all_tensors_mut()? else {
         return Ok(None);
@@ -234,12 +236,20 @@ where
             format!("{} tensors", tensors.len()),
         ));
     }
-    for (i, ((shape, p), d)) in tensors.iter().zip(&declared).enumerate() {
-        if shape != d || shape.entries() != Some(p.len()) {
+    for (i, ((shape, p), (d, address))) in tensors.iter().zip(&declared).enumerate() {
+        if shape != d || shape.entries() != Some(p.len()) || p.as_ptr() as usize != *address {
             return Err(Error::shape(
                 format!("parameter tensor {i} as lent by all_tensors_mut"),
-                format!("{d} as tensor({i}) declares"),
-                format!("{shape} with {} entries", p.len()),
+                format!("{d}, the storage tensor({i}) lends"),
+                format!(
+                    "{shape} with {} entries{}",
+                    p.len(),
+                    if p.as_ptr() as usize != *address {
+                        " in other storage"
+                    } else {
+                        ""
+                    }
+                ),
             ));
         }
     }
