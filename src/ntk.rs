@@ -15,7 +15,7 @@
 //! convergence rates of [`crate::theory`] are functions of the spectrum of
 //! `H` or `H∞`. As m grows, `H(W_0) → H∞` entrywise at rate O(1/√m).
 
-use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use nalgebra::{DMatrix, DVector};
 
 use crate::checks::check_finite_matrix;
 use crate::linalg::{gram_of_columns, Operand};
@@ -92,7 +92,9 @@ pub struct Spectrum {
 }
 
 impl Spectrum {
-    /// Eigenvalues of the symmetric matrix `h` (computed in `f64`).
+    /// Eigenvalues of the symmetric matrix `h` (computed in `f64` by faer's
+    /// self-adjoint solver, run sequentially: the same bits on every run and
+    /// for any thread count).
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if `h` is not square or is empty,
@@ -113,7 +115,7 @@ impl Spectrum {
     /// ```
     pub fn of<T: Float>(h: &DMatrix<T>) -> Result<Self> {
         let h = to_f64_symmetric(h)?;
-        let mut eigenvalues: Vec<f64> = h.symmetric_eigenvalues().iter().copied().collect();
+        let mut eigenvalues = crate::linalg::symmetric_eigen(&h, false)?.0;
         eigenvalues.sort_by(f64::total_cmp);
         Ok(Self::from_sorted(eigenvalues))
     }
@@ -184,20 +186,23 @@ pub fn extreme_eigenvalues<T: Float>(h: &DMatrix<T>) -> Result<ExtremeEigenvalue
 }
 
 /// Eigen-decomposition of a symmetric matrix `h = V diag(λ) Vᵀ`, eigenvalues
-/// ascending, eigenvectors as the columns of `V` (computed in `f64`).
+/// ascending, eigenvectors as the columns of `V` (computed in `f64` by
+/// faer's self-adjoint solver, sequentially, as [`Spectrum::of`]).
 ///
 /// # Errors
 /// As [`Spectrum::of`].
 pub fn eigendecomposition<T: Float>(h: &DMatrix<T>) -> Result<(Spectrum, DMatrix<f64>)> {
     let h = to_f64_symmetric(h)?;
-    let eig = SymmetricEigen::new(h);
-    let mut order: Vec<usize> = (0..eig.eigenvalues.len()).collect();
-    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
-    let values: Vec<f64> = order.iter().map(|&i| eig.eigenvalues[i]).collect();
-    let vectors = DMatrix::from_fn(eig.eigenvectors.nrows(), order.len(), |r, c| {
-        eig.eigenvectors[(r, order[c])]
-    });
-    Ok((Spectrum::from_sorted(values), vectors))
+    let (values, vectors) = crate::linalg::symmetric_eigen(&h, true)?;
+    let n = h.nrows();
+    let vectors = vectors.unwrap_or_else(|| DMatrix::zeros(n, n));
+    // faer returns them ascending; sort anyway (stable for ties) so the
+    // contract does not rest on the solver's.
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let sorted: Vec<f64> = order.iter().map(|&i| values[i]).collect();
+    let vectors = DMatrix::from_fn(n, n, |r, c| vectors[(r, order[c])]);
+    Ok((Spectrum::from_sorted(sorted), vectors))
 }
 
 /// Checks that `h` is square, non-empty, finite and symmetric to within

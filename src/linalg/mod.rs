@@ -13,8 +13,10 @@ use nalgebra::DMatrix;
 
 use crate::Float;
 
+mod eigen;
 mod lanczos;
 mod relu;
+pub(crate) use eigen::symmetric_eigen;
 pub(crate) use lanczos::{symmetric_extremes, EXTREMES_MAX_PRODUCTS};
 pub(crate) use relu::{co_activation_kernel, half_squared_distance, relu_outputs, residual_weights, Preactivations};
 

@@ -195,7 +195,7 @@ fn start<'a>(
 /// measured run.
 ///
 /// `eigenvalues[i]` and column i of `eigenvectors` (V, orthonormal columns)
-/// are the eigenpairs of H, e.g. from `nalgebra::SymmetricEigen`. `lr` and
+/// are the eigenpairs of H, e.g. from [`crate::ntk::eigendecomposition`]. `lr` and
 /// `momentum` are numbers or [`Schedule`]s (η_t, β_t: anything
 /// `Into<Schedule>`). With c_0 = Vᵀ ξ_0 every eigen-coordinate follows its
 /// exact scalar recursion, including the optimizers' first step
