@@ -17,6 +17,11 @@
 
 use nalgebra::{DMatrix, DVector};
 
+mod matrix_free;
+pub use matrix_free::{
+    lanczos, EmpiricalNtk, InfiniteWidthNtk, KernelOperator, KrylovSpectrum, LanczosOptions, BLOCK_ENTRIES,
+};
+
 use crate::checks::check_finite_matrix;
 use crate::linalg::{gram_of_columns, Operand};
 use crate::{Error, Float, Result};

@@ -17,7 +17,9 @@ mod eigen;
 mod lanczos;
 mod relu;
 pub(crate) use eigen::symmetric_eigen;
-pub(crate) use lanczos::{symmetric_extremes, EXTREMES_MAX_PRODUCTS};
+pub(crate) use lanczos::{
+    default_start as default_lanczos_start, lanczos, symmetric_extremes, LanczosSettings, EXTREMES_MAX_PRODUCTS,
+};
 pub(crate) use relu::{co_activation_kernel, half_squared_distance, relu_outputs, residual_weights, Preactivations};
 
 static GEMM_THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -106,8 +108,21 @@ impl<'a, T> Operand<'a, T> {
 }
 
 impl<T> Operand<'_, T> {
+    /// Rows `i0..i1` of this operand.
+    pub(crate) fn rows(self, i0: usize, i1: usize) -> Self {
+        let start = if i0 < self.rows {
+            i0 * self.row_stride as usize
+        } else {
+            0
+        };
+        Operand {
+            data: &self.data[start..],
+            rows: i1 - i0,
+            ..self
+        }
+    }
     /// Columns `j0..j1` of this operand.
-    fn columns(self, j0: usize, j1: usize) -> Self {
+    pub(crate) fn columns(self, j0: usize, j1: usize) -> Self {
         let start = if j0 < self.cols {
             j0 * self.col_stride as usize
         } else {
@@ -120,7 +135,7 @@ impl<T> Operand<'_, T> {
         }
     }
     /// The transpose of this operand.
-    fn transposed(self) -> Self {
+    pub(crate) fn transposed(self) -> Self {
         Operand {
             rows: self.cols,
             cols: self.rows,
@@ -154,7 +169,7 @@ pub(crate) fn gemm<T: Float>(alpha: T, a: Operand<'_, T>, b: Operand<'_, T>, bet
 
 /// `dst ← α a b + β dst` for the column-major block that starts at
 /// `dst[0]` with leading dimension `ld` (`dst` not read when `β = 0`).
-fn raw_gemm<T: Float>(dst: &mut [T], ld: usize, alpha: T, a: Operand<'_, T>, b: Operand<'_, T>, beta: T) {
+pub(crate) fn raw_gemm<T: Float>(dst: &mut [T], ld: usize, alpha: T, a: Operand<'_, T>, b: Operand<'_, T>, beta: T) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     if m == 0 || n == 0 {
         return;
