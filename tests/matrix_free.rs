@@ -10,7 +10,8 @@ use ntk_momentum::ntk::{
     Spectrum,
 };
 use ntk_momentum::theory::{predicted_losses, Method, ModalResidual};
-use ntk_momentum::{Error, TwoLayerReLU};
+use ntk_momentum::train::NTK_DRIFT_MAX_SAMPLES;
+use ntk_momentum::{Error, Nesterov, Trainer, TwoLayerReLU};
 
 fn random_vector(n: usize, seed: u64) -> Vec<f64> {
     let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -241,4 +242,34 @@ fn a_singular_kernel_converges_on_its_floor() {
     let k = lanczos(&mut op, None, LanczosOptions::default()).unwrap();
     assert!(k.converged);
     assert!(k.lambda_min.abs() <= 1e-12 * k.lambda_max, "{}", k.lambda_min);
+}
+
+#[test]
+fn trainer_diagnostics_are_matrix_free_above_the_dense_limit() {
+    // n just above NTK_DRIFT_MAX_SAMPLES: no n x n matrix is formed; the
+    // recorded lambda_max of H(W_0) is the operator's, and the drift starts at 0.
+    let n = NTK_DRIFT_MAX_SAMPLES + 8;
+    let (x, y) = unit_sphere::<f64>(n, 6, 41).unwrap();
+    let model = TwoLayerReLU::<f64>::init(6, 64, 42).unwrap();
+    let mut op = EmpiricalNtk::new(&model, &x).unwrap();
+    let reference = lanczos(&mut op, None, LanczosOptions::default()).unwrap();
+    let lr = 1.0 / reference.lambda_max;
+    let mut trainer = Trainer::new(model, Nesterov::new(lr, 0.9).unwrap())
+        .max_steps(3)
+        .diagnostics_every(3)
+        .matrix_free_ntk(4, 200);
+    let history = trainer.run(&x, &y).unwrap();
+    let (first, last) = (&history.diagnostics()[0], &history.diagnostics()[1]);
+    assert_eq!((first.step, last.step), (0, 3));
+    assert_eq!(first.ntk_drift, Some(0.0));
+    let hi = first.ntk_lambda_max.unwrap();
+    assert!((hi - reference.lambda_max).abs() <= 1e-6 * reference.lambda_max, "{hi} vs {}", reference.lambda_max);
+    let drift = last.ntk_drift.unwrap();
+    assert!(drift > 0.0 && drift < 1.0, "{drift}");
+    assert!(last.ntk_lambda_max.is_some());
+    // Without a Lanczos budget only the drift is recorded.
+    let model = TwoLayerReLU::<f64>::init(6, 64, 42).unwrap();
+    let mut plain = Trainer::new(model, Nesterov::new(lr, 0.9).unwrap()).max_steps(1).diagnostics_every(1);
+    let d = plain.run(&x, &y).unwrap().diagnostics()[1].clone();
+    assert!(d.ntk_drift.is_some() && d.ntk_lambda_max.is_none() && d.ntk_lambda_min.is_none());
 }

@@ -20,7 +20,9 @@ pub(crate) use eigen::symmetric_eigen;
 pub(crate) use lanczos::{
     default_start as default_lanczos_start, lanczos, symmetric_extremes, LanczosSettings, EXTREMES_MAX_PRODUCTS,
 };
-pub(crate) use relu::{co_activation_kernel, half_squared_distance, relu_outputs, residual_weights, Preactivations};
+pub(crate) use relu::{
+    co_activation_kernel, half_squared_distance, pack_activations, relu_outputs, residual_weights, Preactivations,
+};
 
 static GEMM_THREADS: AtomicUsize = AtomicUsize::new(0);
 

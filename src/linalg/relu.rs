@@ -23,7 +23,7 @@ pub(crate) enum Preactivations<'a, T> {
 }
 
 impl<'a, T: Float> Preactivations<'a, T> {
-    fn shape(self) -> (usize, usize) {
+    pub(crate) fn shape(self) -> (usize, usize) {
         match self {
             Preactivations::One(p) | Preactivations::Sum(p, _) => p.shape(),
         }
@@ -189,6 +189,28 @@ pub(crate) fn residual_weights<T: Float>(
     column_losses.iter().sum()
 }
 
+/// Packs the masks `S_ri = 1[P_ri > 0]` of the m × n pre-activations into
+/// `bits`: n runs of ⌈m/64⌉ words, bit r % 64 of word r / 64 for unit r.
+pub(crate) fn pack_activations<T: Float>(p: Preactivations<'_, T>, bits: &mut Vec<u64>) {
+    let (m, n) = p.shape();
+    let words = m.div_ceil(64);
+    bits.clear();
+    bits.resize(n * words, 0);
+    let pack = |i: usize, w: &mut [u64]| {
+        let z = p.column(i);
+        for r in 0..m {
+            if z.active(r) {
+                w[r / 64] |= 1 << (r % 64);
+            }
+        }
+    };
+    if parallel(m * n) {
+        bits.par_chunks_mut(words).enumerate().for_each(|(i, w)| pack(i, w));
+    } else {
+        bits.chunks_mut(words).enumerate().for_each(|(i, w)| pack(i, w));
+    }
+}
+
 /// `h ← K ∘ (Sᵀ S) / m` with `S_ri = 1[P_ri > 0]` (n × n): the empirical NTK
 /// Gram matrix when `K = X Xᵀ`.
 ///
@@ -204,22 +226,8 @@ pub(crate) fn co_activation_kernel<T: Float>(
 ) {
     let (m, n) = p.shape();
     let words = m.div_ceil(64);
-    bits.clear();
-    bits.resize(n * words, 0);
-    let pack = |i: usize, w: &mut [u64]| {
-        let z = p.column(i);
-        for r in 0..m {
-            if z.active(r) {
-                w[r / 64] |= 1 << (r % 64);
-            }
-        }
-    };
+    pack_activations(p, bits);
     let parallel = parallel(m * n);
-    if parallel {
-        bits.par_chunks_mut(words).enumerate().for_each(|(i, w)| pack(i, w));
-    } else {
-        bits.chunks_mut(words).enumerate().for_each(|(i, w)| pack(i, w));
-    }
     let inv_m = T::one() / T::cast(m as f64);
     let bits = &bits[..];
     let column = |j: usize, hc: &mut [T]| {

@@ -8,7 +8,8 @@ use rayon::prelude::*;
 
 use crate::checks::{check_finite_matrix, first_non_finite};
 use crate::linalg::{
-    default_lanczos_start, gemm, lanczos as run_lanczos, parallel, raw_gemm, LanczosSettings, Operand,
+    default_lanczos_start, gemm, lanczos as run_lanczos, pack_activations, parallel, raw_gemm, LanczosSettings, Operand,
+    Preactivations,
 };
 use crate::{Error, Float, Result, TwoLayerReLU};
 
@@ -121,27 +122,8 @@ impl<'a, T: Float> EmpiricalNtk<'a, T> {
     /// ```
     pub fn new(model: &TwoLayerReLU<T>, x: &'a DMatrix<T>) -> Result<Self> {
         model.check_inputs(x)?;
-        let (n, m, d) = (x.nrows(), model.width(), model.input_dim());
-        let words = m.div_ceil(64);
-        let block = (BLOCK_ENTRIES / m).clamp(1, n);
-        let size = std::mem::size_of::<T>();
-        crate::memory::reserve(
-            || format!("matrix-free NTK of {n} samples (masks, {m} x {block} and {m} x {d} work matrices)"),
-            &[
-                crate::memory::bytes_of(&[n, words], 8),
-                crate::memory::bytes_of(&[m, block], size),
-                crate::memory::bytes_of(&[m, d], size),
-            ],
-        )?;
-        let mut op = EmpiricalNtk {
-            x,
-            m,
-            words,
-            masks: vec![0; n * words],
-            block,
-            work: DMatrix::zeros(m, block),
-            direction: DMatrix::zeros(m, d),
-        };
+        let mut op = Self::allocate(x, model.width())?;
+        let (n, m, block) = (x.nrows(), op.m, op.block);
         let mut i0 = 0;
         while i0 < n {
             let i1 = (i0 + block).min(n);
@@ -172,6 +154,41 @@ impl<'a, T: Float> EmpiricalNtk<'a, T> {
             }
             i0 = i1;
         }
+        Ok(op)
+    }
+
+    /// The operator with its masks and work matrices allocated (masks all
+    /// off), after checking them against the memory budget.
+    fn allocate(x: &'a DMatrix<T>, m: usize) -> Result<Self> {
+        let (n, d) = x.shape();
+        let words = m.div_ceil(64);
+        let block = (BLOCK_ENTRIES / m.max(1)).clamp(1, n.max(1));
+        let size = std::mem::size_of::<T>();
+        crate::memory::reserve(
+            || format!("matrix-free NTK of {n} samples (masks, {m} x {block} and {m} x {d} work matrices)"),
+            &[
+                crate::memory::bytes_of(&[n, words], 8),
+                crate::memory::bytes_of(&[m, block], size),
+                crate::memory::bytes_of(&[m, d], size),
+            ],
+        )?;
+        Ok(EmpiricalNtk {
+            x,
+            m,
+            words,
+            masks: vec![0; n * words],
+            block,
+            work: DMatrix::zeros(m, block),
+            direction: DMatrix::zeros(m, d),
+        })
+    }
+
+    /// The operator whose masks are the signs of the m × n pre-activations
+    /// `p` (`P = W Xᵀ`, or its kernel-space sum `P_0 + B K`) that a training
+    /// loop already holds: no GEMM to redo.
+    pub(crate) fn from_preactivations(x: &'a DMatrix<T>, p: Preactivations<'_, T>) -> Result<Self> {
+        let mut op = Self::allocate(x, p.shape().0)?;
+        pack_activations(p, &mut op.masks);
         Ok(op)
     }
 

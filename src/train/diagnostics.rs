@@ -10,7 +10,121 @@ use super::{Diagnostics, Trainer};
 use crate::linalg::{
     co_activation_kernel, gemm, half_squared_distance, relu_outputs, symmetric_extremes, Operand, Preactivations,
 };
-use crate::{Float, Optimizer};
+use crate::ntk::{lanczos, EmpiricalNtk, KernelOperator, LanczosOptions};
+use crate::{Float, Optimizer, Result};
+
+/// How the run tracks the NTK: dense Gram matrices up to
+/// [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES) samples,
+/// matrix-free products beyond.
+pub(super) enum NtkTracker<T: Float> {
+    /// H(W_0) and H(W_t) formed (n × n each).
+    Dense(NtkBuffers<T>),
+    /// Products H(W) v only.
+    MatrixFree(ProbeBuffers),
+}
+
+impl<T: Float> NtkTracker<T> {
+    /// (drift, λ_min, λ_max) of H(W_t) for pre-activations `p` on `x`.
+    fn measure(&mut self, x: &DMatrix<T>, p: Preactivations<'_, T>) -> (Option<f64>, Option<f64>, Option<f64>) {
+        match self {
+            NtkTracker::Dense(nb) => {
+                let drift = nb.drift(p);
+                (drift, nb.extremes.map(|e| e.0), nb.extremes.map(|e| e.1))
+            }
+            NtkTracker::MatrixFree(pb) => pb.measure(x, p).unwrap_or((None, None, None)),
+        }
+    }
+}
+
+/// The matrix-free NTK diagnostics (see [`Trainer::matrix_free_ntk`](super::Trainer::matrix_free_ntk)):
+/// fixed standard-normal probes z_k and their products H(W_0) z_k.
+pub(super) struct ProbeBuffers {
+    probes: Vec<Vec<f64>>,
+    initial: Vec<Vec<f64>>,
+    /// ‖H(W_0) Z‖_F.
+    initial_norm: f64,
+    lanczos_products: usize,
+}
+
+/// Seed of the drift probes (fixed: the same run gives the same estimate).
+const PROBE_SEED: u64 = 0x6e74_6b5f_7072_6f62;
+
+impl ProbeBuffers {
+    /// The probes and H(W_0) Z from the initial pre-activations `p0`.
+    pub(super) fn new<T: Float>(
+        x: &DMatrix<T>,
+        p0: &DMatrix<T>,
+        probes: usize,
+        lanczos_products: usize,
+    ) -> Result<Self> {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, StandardNormal};
+        let n = x.nrows();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(PROBE_SEED);
+        let probes: Vec<Vec<f64>> = (0..probes)
+            .map(|_| (0..n).map(|_| StandardNormal.sample(&mut rng)).collect())
+            .collect();
+        let mut op = EmpiricalNtk::from_preactivations(x, Preactivations::One(p0))?;
+        let initial = products(&mut op, &probes)?;
+        let initial_norm = initial.iter().flatten().map(|v| v * v).sum::<f64>().sqrt();
+        Ok(ProbeBuffers {
+            probes,
+            initial,
+            initial_norm,
+            lanczos_products,
+        })
+    }
+
+    /// ‖(H_t − H_0) Z‖_F / ‖H_0 Z‖_F, and λ_min, λ_max of H(W_t) where
+    /// Lanczos meets the dense path's accuracy within its product budget.
+    fn measure<T: Float>(
+        &self,
+        x: &DMatrix<T>,
+        p: Preactivations<'_, T>,
+    ) -> Result<(Option<f64>, Option<f64>, Option<f64>)> {
+        let mut op = EmpiricalNtk::from_preactivations(x, p)?;
+        let current = products(&mut op, &self.probes)?;
+        let diff = current
+            .iter()
+            .flatten()
+            .zip(self.initial.iter().flatten())
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let drift = (!self.probes.is_empty())
+            .then(|| diff / self.initial_norm)
+            .filter(|v| v.is_finite());
+        if self.lanczos_products == 0 {
+            return Ok((drift, None, None));
+        }
+        let options = LanczosOptions {
+            max_products: self.lanczos_products,
+            lambda_max_tolerance: MATRIX_FREE_LAMBDA_MAX_TOLERANCE,
+            lambda_min_tolerance: MATRIX_FREE_LAMBDA_MIN_TOLERANCE,
+        };
+        let k = lanczos(&mut op, None, options)?;
+        let max = (k.lambda_max_error_bound <= MATRIX_FREE_LAMBDA_MAX_TOLERANCE * k.lambda_max).then_some(k.lambda_max);
+        let min = (k.converged || k.lambda_min_error_bound <= MATRIX_FREE_LAMBDA_MIN_TOLERANCE * k.lambda_min)
+            .then_some(k.lambda_min);
+        Ok((drift, min, max))
+    }
+}
+
+/// Relative accuracy at which a matrix-free λ_max of H(W_t) is recorded.
+const MATRIX_FREE_LAMBDA_MAX_TOLERANCE: f64 = 1e-6;
+/// Relative accuracy at which a matrix-free λ_min of H(W_t) is recorded.
+const MATRIX_FREE_LAMBDA_MIN_TOLERANCE: f64 = 1e-4;
+
+/// `H z` for every probe z.
+fn products<T: Float>(op: &mut EmpiricalNtk<'_, T>, probes: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+    probes
+        .iter()
+        .map(|z| {
+            let mut out = vec![0.0; z.len()];
+            op.apply(z, &mut out).map(|()| out)
+        })
+        .collect()
+}
 
 /// The NTK Gram matrices of the drift diagnostic.
 pub(super) struct NtkBuffers<T: Float> {
@@ -162,6 +276,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// at the current step.
     pub(super) fn diagnostics(
         &self,
+        x: &DMatrix<T>,
         initial_weights: &DMatrix<T>,
         coordinates: &Coordinates<T>,
         buf: &mut Buffers<T>,
@@ -176,16 +291,18 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             Preactivations::Sum(p0, q) => count_flips(p0.iter().zip(q.iter()).map(|(&a, &b)| a + b), p0),
         };
         let activation_flip_fraction = flips as f64 / buf.preactivations.len() as f64;
-        let ntk_drift = buf.ntk.as_mut().and_then(|nb| nb.drift(p));
-        let extremes = buf.ntk.as_ref().and_then(|nb| nb.extremes);
+        let (ntk_drift, ntk_lambda_min, ntk_lambda_max) = match buf.ntk.as_mut() {
+            Some(tracker) => tracker.measure(x, p),
+            None => (None, None, None),
+        };
         Diagnostics {
             step: self.step,
             weight_distance,
             max_neuron_distance,
             activation_flip_fraction,
             ntk_drift,
-            ntk_lambda_min: extremes.map(|e| e.0),
-            ntk_lambda_max: extremes.map(|e| e.1),
+            ntk_lambda_min,
+            ntk_lambda_max,
             test_loss,
             test_accuracy,
         }
@@ -198,4 +315,44 @@ fn count_flips<T: Float>(current: impl Iterator<Item = T>, initial: &DMatrix<T>)
         .zip(initial.iter())
         .filter(|(p, &p0)| (*p > T::zero()) != (p0 > T::zero()))
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use nalgebra::DMatrix;
+
+    use super::{Preactivations, ProbeBuffers};
+    use crate::data::unit_sphere;
+    use crate::ntk::Spectrum;
+    use crate::TwoLayerReLU;
+
+    /// The matrix-free drift estimate and extremes against the dense Gram
+    /// matrices of a model moved far from its initialization.
+    #[test]
+    fn probes_estimate_the_dense_drift_and_lanczos_the_extremes() {
+        let (x, _) = unit_sphere::<f64>(120, 6, 3).unwrap();
+        let start = TwoLayerReLU::<f64>::init(6, 512, 4).unwrap();
+        let noise = TwoLayerReLU::<f64>::init(6, 512, 5).unwrap();
+        let moved = TwoLayerReLU::from_parts(
+            start.weights() + noise.weights() * 0.5,
+            start.output_weights().clone(),
+        )
+        .unwrap();
+        let (h0, ht) = (start.ntk_gram(&x).unwrap(), moved.ntk_gram(&x).unwrap());
+        let exact = (&ht - &h0).norm() / h0.norm();
+        let p0: DMatrix<f64> = start.weights() * x.transpose();
+        let pt: DMatrix<f64> = moved.weights() * x.transpose();
+        let probes = ProbeBuffers::new(&x, &p0, 400, 120).unwrap();
+        let (drift, lambda_min, lambda_max) = probes.measure(&x, Preactivations::One(&pt)).unwrap();
+        let drift = drift.unwrap();
+        assert!(exact > 0.05, "the test needs a real drift: {exact}");
+        assert!((drift / exact - 1.0).abs() < 0.15, "estimate {drift}, exact {exact}");
+        let dense = Spectrum::of(&ht).unwrap();
+        let (lo, hi) = (lambda_min.unwrap(), lambda_max.unwrap());
+        assert!((hi - dense.lambda_max).abs() <= 1e-6 * dense.lambda_max, "{hi} vs {}", dense.lambda_max);
+        assert!((lo - dense.lambda_min).abs() <= 1e-4 * dense.lambda_min, "{lo} vs {}", dense.lambda_min);
+        // At the start the estimate is exactly zero; no products budget: no extremes.
+        let none = ProbeBuffers::new(&x, &p0, 3, 0).unwrap();
+        assert_eq!(none.measure(&x, Preactivations::One(&p0)).unwrap(), (Some(0.0), None, None));
+    }
 }

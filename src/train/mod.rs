@@ -115,8 +115,10 @@ impl std::str::FromStr for Parameterization {
     }
 }
 
-/// Above this many samples the training loop does not track the NTK drift
-/// (three n × n matrices: 1.5 GiB in `f64` at this size).
+/// Above this many samples the training loop does not form the NTK Gram
+/// matrices of its drift diagnostics (three n × n matrices: 1.5 GiB in `f64`
+/// at this size); it tracks the NTK matrix-free instead (in weight space:
+/// [`Trainer::matrix_free_ntk`]).
 pub const NTK_DRIFT_MAX_SAMPLES: usize = 8192;
 
 /// Flop counts per step of the two parameterizations (see the module docs).

@@ -38,6 +38,21 @@ pub struct TrainOptions {
     pub diagnostics_every: usize,
     /// Whether the diagnostics include the NTK drift (default true).
     pub track_ntk_drift: bool,
+    /// Above [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES)
+    /// samples: random probes of the matrix-free NTK drift estimate
+    /// (default 4; 0 turns the drift off there).
+    #[cfg_attr(feature = "serde", serde(default = "default_ntk_probes"))]
+    pub ntk_probes: usize,
+    /// Above [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES)
+    /// samples: most Lanczos products H(W_t) v per diagnostic for λ_min and
+    /// λ_max of H(W_t) (default 0: not computed there).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub ntk_lanczos_products: usize,
+}
+
+#[cfg(feature = "serde")]
+fn default_ntk_probes() -> usize {
+    4
 }
 
 impl Default for TrainOptions {
@@ -50,6 +65,8 @@ impl Default for TrainOptions {
             divergence_factor: 1e6,
             diagnostics_every: 10,
             track_ntk_drift: true,
+            ntk_probes: 4,
+            ntk_lanczos_products: 0,
         }
     }
 }

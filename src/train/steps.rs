@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use nalgebra::{DMatrix, DVector};
 
-use super::diagnostics::{EvaluationBuffers, NtkBuffers};
+use super::diagnostics::{EvaluationBuffers, NtkBuffers, NtkTracker, ProbeBuffers};
 use super::trainer::{RunState, Space};
 use super::{Control, Observer, StepInfo, Stop, Trainer, NTK_DRIFT_MAX_SAMPLES};
 use crate::linalg::{gemm, gram_of_columns, residual_weights, Operand, Preactivations};
@@ -55,7 +55,7 @@ pub(super) struct Buffers<T: Float> {
     start_params: DMatrix<T>,
     start_state: OptimizerState,
     start_step: usize,
-    pub(super) ntk: Option<NtkBuffers<T>>,
+    pub(super) ntk: Option<NtkTracker<T>>,
     pub(super) evaluation: Option<EvaluationBuffers<T>>,
 }
 
@@ -94,7 +94,9 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     fn allocate(&self, x: &DMatrix<T>, run: &mut RunState<T>) -> (Coordinates<T>, Buffers<T>) {
         let (n, m, d) = (x.nrows(), self.model.width(), self.model.input_dim());
         let space = std::mem::replace(&mut run.space, Space::Weight);
-        let drift = self.options.track_ntk_drift && self.options.diagnostics_every > 0 && n <= NTK_DRIFT_MAX_SAMPLES;
+        let tracked = self.options.track_ntk_drift && self.options.diagnostics_every > 0;
+        let drift = tracked && n <= NTK_DRIFT_MAX_SAMPLES;
+        let matrix_free = tracked && !drift && matches!(space, Space::Weight);
         let gram = || {
             let mut k = DMatrix::zeros(n, n);
             gram_of_columns(Operand::t(x), &mut k);
@@ -117,13 +119,25 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             T::zero(),
             &mut initial_preactivations,
         );
-        let ntk = drift.then(|| {
+        let ntk = if drift {
             let kernel = match &coordinates {
                 Coordinates::Kernel { kernel, .. } => Rc::clone(kernel),
                 Coordinates::Weight { .. } => gram(),
             };
-            NtkBuffers::new(kernel, &initial_preactivations)
-        });
+            Some(NtkTracker::Dense(NtkBuffers::new(kernel, &initial_preactivations)))
+        } else if matrix_free {
+            // Skipped (None) if the budget refuses the operator's buffers.
+            ProbeBuffers::new(
+                x,
+                &initial_preactivations,
+                self.options.ntk_probes,
+                self.options.ntk_lanczos_products,
+            )
+            .ok()
+            .map(NtkTracker::MatrixFree)
+        } else {
+            None
+        };
         let evaluation = self.evaluation.as_ref().map(|(xt, _)| {
             let kernel_space = matches!(coordinates, Coordinates::Kernel { .. });
             EvaluationBuffers::new(x, xt, &run.initial_weights, kernel_space)
@@ -152,9 +166,15 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     }
 
     /// Records diagnostics at the current step unless they are already there.
-    fn diagnose_once(&mut self, initial_weights: &DMatrix<T>, coordinates: &Coordinates<T>, buf: &mut Buffers<T>) {
+    fn diagnose_once(
+        &mut self,
+        x: &DMatrix<T>,
+        initial_weights: &DMatrix<T>,
+        coordinates: &Coordinates<T>,
+        buf: &mut Buffers<T>,
+    ) {
         if !self.history.has_diagnostics_at(self.step) {
-            let d = self.diagnostics(initial_weights, coordinates, buf);
+            let d = self.diagnostics(x, initial_weights, coordinates, buf);
             self.history.push_diagnostics(d);
         }
     }
@@ -242,12 +262,12 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 });
             }
             if self.on_cadence(self.step) {
-                self.diagnose_once(initial_weights, coordinates, buf);
+                self.diagnose_once(x, initial_weights, coordinates, buf);
             }
             if let Some(stop) = self.stop_rule(loss, observer) {
                 // Diagnostics at the step where the run ends, whatever ends it.
                 if self.options.diagnostics_every > 0 {
-                    self.diagnose_once(initial_weights, coordinates, buf);
+                    self.diagnose_once(x, initial_weights, coordinates, buf);
                 }
                 return Ok(stop);
             }

@@ -181,12 +181,39 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// H(W_t) (what [`crate::theory::regime`] needs). It needs K = X Xᵀ and
     /// two n × n Gram matrices, and costs about n² m / 64 popcount operations
     /// per diagnostic, plus a dense eigen-solve up to n = 128 or Lanczos
-    /// products (O(n²) each) beyond. Default true; it is skipped (recorded as `None`) for
-    /// more than [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES) samples, where the n × n matrices
-    /// would dominate memory.
+    /// products (O(n²) each) beyond. Default true.
+    ///
+    /// Above [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES) samples,
+    /// where the n × n matrices would dominate memory, the diagnostics are
+    /// matrix-free in weight space (see [`matrix_free_ntk`](Self::matrix_free_ntk));
+    /// in kernel space they are skipped there (recorded as `None`).
     #[must_use = "a builder method returns the changed value"]
     pub fn track_ntk_drift(mut self, track: bool) -> Self {
         self.options.track_ntk_drift = track;
+        self
+    }
+
+    /// The matrix-free NTK diagnostics used above
+    /// [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES) samples (weight
+    /// space, [`track_ntk_drift`](Self::track_ntk_drift) on), from products
+    /// H(W) v computed from X and the activation masks
+    /// ([`crate::ntk::EmpiricalNtk`], 4 n m d flops each, about one step):
+    ///
+    /// - drift: with `probes` fixed standard-normal vectors z_k (seeded),
+    ///   `‖(H_t − H_0) Z‖_F / ‖H_0 Z‖_F`, whose squared numerator and
+    ///   denominator are unbiased estimates of p‖H_t − H_0‖_F² and
+    ///   p‖H_0‖_F² (E‖A z‖² = ‖A‖_F²); `probes` products per diagnostic and
+    ///   `probes` more once at step 0. Default 4; 0 records no drift.
+    /// - λ_min and λ_max of H(W_t): at most `lanczos_products` Lanczos
+    ///   products per diagnostic ([`crate::ntk::lanczos`]); each is recorded
+    ///   only when its residual bound meets the dense path's accuracy
+    ///   (1e-6 relative for λ_max, 1e-4 for λ_min), else `None`. Default 0:
+    ///   not computed (ill-conditioned kernels can need hundreds of products,
+    ///   each costing about one step).
+    #[must_use = "a builder method returns the changed value"]
+    pub fn matrix_free_ntk(mut self, probes: usize, lanczos_products: usize) -> Self {
+        self.options.ntk_probes = probes;
+        self.options.ntk_lanczos_products = lanczos_products;
         self
     }
 
@@ -274,7 +301,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             Some(run) => run.space.parameterization(),
             None => wanted,
         };
-        reserve_run(space, n, m, d, self.options.track_ntk_drift, std::mem::size_of::<T>())?;
+        reserve_run(space, n, m, d, &self.options, std::mem::size_of::<T>())?;
         let Some(run) = &self.run else {
             self.run = Some(RunState {
                 space: Space::new(wanted, m, n),
@@ -377,14 +404,19 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
 /// parameters and their gradient, a copy of them for a rollback and an
 /// optimizer state of up to two parameter-sized buffers (m × d in weight
 /// space, the m × n coefficients in kernel space, which also holds X Xᵀ);
-/// and with the NTK drift three n × n matrices and a Lanczos basis.
-fn reserve_run(space: Parameterization, n: usize, m: usize, d: usize, drift: bool, bytes: usize) -> Result<()> {
+/// and with the NTK drift three n × n matrices and a Lanczos basis, or above
+/// [`NTK_DRIFT_MAX_SAMPLES`](crate::train::NTK_DRIFT_MAX_SAMPLES) the
+/// matrix-free diagnostics' probes, masks, work matrices and Lanczos basis.
+fn reserve_run(space: Parameterization, n: usize, m: usize, d: usize, options: &TrainOptions, bytes: usize) -> Result<()> {
     use crate::memory::bytes_of;
     let parameters = match space {
         Parameterization::Kernel => [m, n],
         _ => [m, d],
     };
-    let drift = drift && n <= crate::train::NTK_DRIFT_MAX_SAMPLES;
+    let tracked = options.track_ntk_drift && options.diagnostics_every > 0;
+    let drift = tracked && n <= crate::train::NTK_DRIFT_MAX_SAMPLES;
+    let matrix_free = tracked && !drift && space != Parameterization::Kernel;
+    let block = (crate::ntk::BLOCK_ENTRIES / m.max(1)).clamp(1, n.max(1));
     crate::memory::reserve(
         || format!("the training buffers ({space} space, n = {n}, m = {m}, d = {d})"),
         &[
@@ -397,6 +429,16 @@ fn reserve_run(space: Parameterization, n: usize, m: usize, d: usize, drift: boo
                 Some(0)
             },
             if drift { bytes_of(&[3, n, n], bytes) } else { Some(0) },
+            if matrix_free {
+                // Probes and their products, then masks, work matrices and the Lanczos basis.
+                let vectors = (options.ntk_probes.saturating_mul(3))
+                    .saturating_add(options.ntk_lanczos_products)
+                    .saturating_add(m.div_ceil(64) + 2);
+                bytes_of(&[vectors, n], 8)
+                    .and_then(|a| bytes_of(&[m, block.saturating_add(d)], bytes).and_then(|b| a.checked_add(b)))
+            } else {
+                Some(0)
+            },
             // The Lanczos basis of the drift diagnostics' extreme eigenvalues.
             if drift {
                 bytes_of(&[n, n.min(crate::linalg::EXTREMES_MAX_PRODUCTS)], 8)
