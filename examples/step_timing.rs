@@ -56,6 +56,9 @@ struct Args {
     /// GEMM threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Library of the large matrix products.
+    #[arg(long, value_enum, default_value_t = size::backend::Backend::Rust)]
+    gemm_backend: size::backend::Backend,
 }
 
 fn time<T: Float, O: Optimizer<DMatrix<T>>>(
@@ -101,6 +104,7 @@ fn run<T: Float>(args: &Args) -> Result<(f64, Parameterization), ntk_momentum::E
 fn main() {
     let args: Args = size::parse_args();
     size::start(args.steps, args.threads);
+    size::or_exit(args.gemm_backend.select());
     let result = match args.dtype {
         Dtype::F32 => run::<f32>(&args),
         Dtype::F64 => run::<f64>(&args),

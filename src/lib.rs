@@ -69,7 +69,10 @@
 //!
 //! Networks are initialised from a seeded ChaCha8 generator; the same seed,
 //! data and options give bit-identical results on every run and for any
-//! number of GEMM threads ([`set_gemm_threads`]).
+//! number of GEMM threads ([`set_gemm_threads`]). The large products run on
+//! the pure-Rust `gemm` crate unless [`set_gemm_backend`] selects the
+//! system's OpenBLAS (feature `system-blas`), whose results differ in the
+//! last bits.
 //!
 //! ## Features
 //!
@@ -84,6 +87,8 @@
 //!   [`ntk::Spectrum`] and [`theory::Tuning`].
 //! - `download`: `data::download`, fetching and verifying the official
 //!   CIFAR-10 archive (ureq with rustls, tar, md-5).
+//! - `system-blas`: [`GemmBackend::SystemBlas`], the large products by the
+//!   system's OpenBLAS through CBLAS (links `libopenblas`).
 #![deny(missing_docs)]
 // No unwrap/expect on anything a user can influence: the few `expect`s on
 // constants and internal invariants carry an `allow` with the reason.
@@ -108,7 +113,7 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use float::{Float, Precision};
-pub use linalg::{gemm_threads, set_gemm_threads};
+pub use linalg::{gemm_backend, gemm_threads, set_gemm_backend, set_gemm_threads, GemmBackend};
 pub use memory::{memory_limit, set_memory_limit, MEMORY_LIMIT_VAR};
 pub use model::TwoLayerReLU;
 pub use optim::{

@@ -14,6 +14,20 @@
 //! `λ_0 = λ_min(H∞)` is positive when no two inputs are parallel, and the
 //! convergence rates of [`crate::theory`] are functions of the spectrum of
 //! `H` or `H∞`. As m grows, `H(W_0) → H∞` entrywise at rate O(1/√m).
+//!
+//! # Dense or matrix-free
+//!
+//! Up to a few thousand samples the kernels are formed (n × n) and
+//! decomposed densely ([`Spectrum::of`], [`eigendecomposition`]). Beyond,
+//! [`EmpiricalNtk`] and [`InfiniteWidthNtk`] give the products `H v`
+//! without forming H (4 n m d and 2 n² d flops each), and [`lanczos`] finds
+//! the extreme eigenvalues from them with error bounds, and, started at the
+//! initial residual, the Krylov quadrature that predicts a momentum
+//! method's linearized losses exactly for as many steps as it spent
+//! products ([`KrylovSpectrum`]). The training loop switches to them above
+//! [`crate::train::NTK_DRIFT_MAX_SAMPLES`] samples
+//! ([`crate::Trainer::matrix_free_ntk`]); `examples/fashion_full.rs` runs
+//! the whole pipeline on all 60,000 Fashion-MNIST training images.
 
 use nalgebra::{DMatrix, DVector};
 
@@ -49,14 +63,7 @@ use crate::{Error, Float, Result};
 /// # Ok::<(), ntk_momentum::Error>(())
 /// ```
 pub fn infinite_width_gram<T: Float>(x: &DMatrix<T>) -> Result<DMatrix<T>> {
-    if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(Error::shape(
-            "x",
-            "n x d with n, d >= 1",
-            format!("{} x {}", x.nrows(), x.ncols()),
-        ));
-    }
-    check_finite_matrix("x", x)?;
+    check_kernel_inputs(x)?;
     let n = x.nrows();
     crate::memory::reserve(
         || format!("infinite-width Gram matrix ({n} x {n}) and its work copy"),
@@ -65,20 +72,37 @@ pub fn infinite_width_gram<T: Float>(x: &DMatrix<T>) -> Result<DMatrix<T>> {
     let mut k = DMatrix::zeros(n, n);
     gram_of_columns(Operand::t(x), &mut k);
     let norms: Vec<f64> = (0..n).map(|i| k[(i, i)].to_f64().sqrt()).collect();
-    let pi = std::f64::consts::PI;
     Ok(DMatrix::from_fn(n, n, |i, j| {
-        let kij = k[(i, j)].to_f64();
-        let denom = norms[i] * norms[j];
-        if denom == 0.0 {
-            return T::zero();
-        }
-        let theta = if i == j {
-            0.0
-        } else {
-            (kij / denom).clamp(-1.0, 1.0).acos()
-        };
-        T::cast(kij * (pi - theta) / (2.0 * pi))
+        T::cast(infinite_width_entry(k[(i, j)].to_f64(), norms[i], norms[j], i == j))
     }))
+}
+
+/// Checks the inputs of an H∞ kernel: n, d ≥ 1 and finite entries.
+fn check_kernel_inputs<T: Float>(x: &DMatrix<T>) -> Result<()> {
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(Error::shape(
+            "x",
+            "n x d with n, d >= 1",
+            format!("{} x {}", x.nrows(), x.ncols()),
+        ));
+    }
+    check_finite_matrix("x", x)
+}
+
+/// `H∞_ij = k_ij (π − θ_ij) / (2π)` from `k_ij = x_i · x_j` and the norms
+/// (θ_ii = 0 exactly; 0 when a row is zero).
+fn infinite_width_entry(kij: f64, norm_i: f64, norm_j: f64, diagonal: bool) -> f64 {
+    let denom = norm_i * norm_j;
+    if denom == 0.0 {
+        return 0.0;
+    }
+    let pi = std::f64::consts::PI;
+    let theta = if diagonal {
+        0.0
+    } else {
+        (kij / denom).clamp(-1.0, 1.0).acos()
+    };
+    kij * (pi - theta) / (2.0 * pi)
 }
 
 /// The extreme eigenvalues of a symmetric positive semi-definite Gram matrix

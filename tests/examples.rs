@@ -273,9 +273,19 @@ fn bad_invocations_of_every_example_exit_2_with_one_line() {
         ),
         ("fashion_subset", with(&["--task", "shirt/rest"]), "POSITIVE:NEGATIVE"),
         ("fashion_subset", with(&["--seed", "-1"]), "-1"),
+        ("fashion_subset", with(&["--n", "9000"]), "fashion_full"),
         ("width_sweep", with(&["--widths", "0,8"]), "width"),
         ("phase_diagram", with(&["--grid", "2"]), "2"),
         ("phase_diagram", with(&["--dataset", "imagenet"]), "imagenet"),
+        ("fashion_full", vec!["--data-dir".into(), m.into()], "train-images"),
+        (
+            "fashion_full",
+            vec!["--data-dir".into(), d.into()],
+            "dataset-fashion-mnist",
+        ),
+        ("fashion_full", vec!["--timing-only".into()], "--lr"),
+        ("fashion_full", vec!["--steps".into(), "0".into()], "--steps"),
+        ("fashion_full", vec!["--momentum".into(), "1".into()], "momentum"),
         ("mlp", vec!["--n".into(), "0".into()], "0"),
         ("mlp", vec!["--lr=-1".into()], "lr"),
         ("mlp", vec!["--momentum".into(), "2".into()], "momentum"),
@@ -299,6 +309,65 @@ fn bad_invocations_of_every_example_exit_2_with_one_line() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+/// `fashion_full` on a synthetic IDX training set just above the dense
+/// limit (8,200 random 28 x 28 images, labels 0..9 in turn): matrix-free
+/// throughout, and over three steps the measured losses follow the Krylov
+/// prediction of the linearized model.
+#[test]
+fn fashion_full_runs_matrix_free_on_an_idx_directory() {
+    let dir = out_dir("fashion-full");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = 8200;
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let pixels: Vec<u8> = (0..n * 784)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 56) as u8
+        })
+        .collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let images = ntk_momentum::data::Images::new(28, 28, 1, pixels, labels).unwrap();
+    let (img, lbl) = ntk_momentum::data::idx::to_bytes(&images).unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte"), img).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), lbl).unwrap();
+    let args = [
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--width",
+        "256",
+        "--steps",
+        "3",
+        "--lanczos-products",
+        "8",
+        "--probes",
+        "1",
+        "--dtype",
+        "f64",
+    ];
+    let (code, stdout, stderr) = run("fashion_full", &args);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("n = 8200"), "{stdout}");
+    assert!(
+        stdout.contains("Lanczos on H(W_0) from xi_0 = u_0 - y: 8 products"),
+        "{stdout}"
+    );
+    for method in ["gd", "hb", "nag"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{method} ")))
+            .unwrap_or_else(|| panic!("no {method} row: {stdout}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let gap: f64 = cells[4].parse().unwrap();
+        assert!(gap < 0.05, "{method}: measured vs predicted {gap}: {row}");
+        let drift: f64 = cells[7].parse().unwrap();
+        assert!(drift > 0.0 && drift < 0.5, "{method}: drift {drift}: {row}");
+    }
+    assert!(stdout.contains("peak resident"), "{stdout}");
 }
 
 /// The MLP example trains its four-tensor struct with HB and NAG through

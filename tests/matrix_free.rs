@@ -263,13 +263,19 @@ fn trainer_diagnostics_are_matrix_free_above_the_dense_limit() {
     assert_eq!((first.step, last.step), (0, 3));
     assert_eq!(first.ntk_drift, Some(0.0));
     let hi = first.ntk_lambda_max.unwrap();
-    assert!((hi - reference.lambda_max).abs() <= 1e-6 * reference.lambda_max, "{hi} vs {}", reference.lambda_max);
+    assert!(
+        (hi - reference.lambda_max).abs() <= 1e-6 * reference.lambda_max,
+        "{hi} vs {}",
+        reference.lambda_max
+    );
     let drift = last.ntk_drift.unwrap();
     assert!(drift > 0.0 && drift < 1.0, "{drift}");
     assert!(last.ntk_lambda_max.is_some());
     // Without a Lanczos budget only the drift is recorded.
     let model = TwoLayerReLU::<f64>::init(6, 64, 42).unwrap();
-    let mut plain = Trainer::new(model, Nesterov::new(lr, 0.9).unwrap()).max_steps(1).diagnostics_every(1);
+    let mut plain = Trainer::new(model, Nesterov::new(lr, 0.9).unwrap())
+        .max_steps(1)
+        .diagnostics_every(1);
     let d = plain.run(&x, &y).unwrap().diagnostics()[1].clone();
     assert!(d.ntk_drift.is_some() && d.ntk_lambda_max.is_none() && d.ntk_lambda_min.is_none());
 }

@@ -48,7 +48,35 @@ def base_parser(description, steps_default=10, warmup_default=2, n=1000, d=3072,
         "of generating data (e.g. written by another implementation); overrides --n/--d/--m",
     )
     p.add_argument("--save-data", default=None, help="write the data used to this .npz")
+    p.add_argument(
+        "--idx-dir",
+        default=None,
+        help="read X and y from the training IDX files (raw or .gz) of MNIST or Fashion-MNIST in this directory, "
+        "as examples/fashion_full.rs does: pixels / 255, mean image subtracted, rows scaled to unit norm, "
+        "y = +1 for the labels in --positive and -1 otherwise; overrides --n and --d (W and a stay random)",
+    )
+    p.add_argument("--positive", default="0,2,3,4,6", help="labels of the class +1 with --idx-dir")
     return p
+
+
+def read_idx(directory, kind):
+    """The array of train-<kind> in `directory`: raw or gzip, official or dotted spelling."""
+    import gzip
+
+    import numpy as np
+
+    stem = {"images": "train-images-idx3-ubyte", "labels": "train-labels-idx1-ubyte"}[kind]
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                raw = f.read()
+            if raw[:2] == b"\x1f\x8b":
+                raw = gzip.decompress(raw)
+            dims = raw[3]
+            shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+            return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+    sys.exit(f"no {stem}[.gz] in {directory}")
 
 
 def nag_parser(description, **kw):
@@ -105,6 +133,18 @@ def make_data(args):
         args.m = W.shape[0]
         if y.shape != (args.n,) or W.shape != (args.m, args.d) or a.shape != (args.m,):
             sys.exit(f"inconsistent shapes in {args.data}: X{X.shape} y{y.shape} W{W.shape} a{a.shape}")
+    elif getattr(args, "idx_dir", None):
+        images = read_idx(args.idx_dir, "images")
+        labels = read_idx(args.idx_dir, "labels")
+        X = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0
+        X -= X.mean(axis=0)
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        positive = [int(c) for c in args.positive.split(",")]
+        y = np.where(np.isin(labels, positive), 1.0, -1.0)
+        args.n, args.d = X.shape
+        rng = np.random.default_rng(args.seed)
+        W = rng.standard_normal((args.m, args.d))
+        a = rng.choice(np.array([-1.0, 1.0]), size=args.m)
     else:
         rng = np.random.default_rng(args.seed)
         X = rng.standard_normal((args.n, args.d))
@@ -121,6 +161,7 @@ def header(name, args, extra=""):
     print(f"# {name}: n={args.n} d={args.d} m={args.m} dtype={args.dtype} steps={args.steps} "
           f"warmup={args.warmup} threads={args.threads} seed={args.seed}"
           + (f" data={args.data}" if getattr(args, "data", None) else "")
+          + (f" idx_dir={args.idx_dir} positive={args.positive}" if getattr(args, "idx_dir", None) else "")
           + (f" {extra}" if extra else ""))
     print(f"# python {platform.python_version()} on {platform.machine()}, nproc={os.cpu_count()}, "
           f"affinity={len(os.sched_getaffinity(0))} cpus")

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod cli;
 pub mod plot;
 pub mod problem;

@@ -99,6 +99,14 @@ pub fn problem<T: Float>(
         Some(n) => n as usize,
         None => 1000.min(task.max_balanced(&images)),
     };
+    if n > ntk_momentum::train::NTK_DRIFT_MAX_SAMPLES {
+        return Err(format!(
+            "--n {n}: the *_subset examples decompose n x n kernels densely, up to n = {}; for larger n run the \
+             matrix-free `cargo run --release --example fashion_full` (any n, e.g. all 60,000 Fashion-MNIST images)",
+            ntk_momentum::train::NTK_DRIFT_MAX_SAMPLES
+        )
+        .into());
+    }
     let (x, y) = binary_dataset::<T>(&images, &task, n, args.seed, args.center())?;
     let width = width.unwrap_or_else(|| args.width_for(n));
     let model = TwoLayerReLU::<T>::init(x.ncols(), width, args.seed)?;

@@ -31,6 +31,9 @@ pub enum Dtype {
 #[path = "../common/startup.rs"]
 mod startup;
 
+#[path = "../common/backend.rs"]
+pub mod backend;
+
 /// Checks `--steps` and sets the thread count; exits with code 2 on `--steps 0`.
 pub fn start(steps: usize, threads: usize) {
     startup::quiet_on_closed_stdout();

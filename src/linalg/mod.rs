@@ -16,6 +16,8 @@ use crate::Float;
 mod eigen;
 mod lanczos;
 mod relu;
+#[cfg(feature = "system-blas")]
+mod system_blas;
 pub(crate) use eigen::symmetric_eigen;
 pub(crate) use lanczos::{
     default_start as default_lanczos_start, lanczos, symmetric_extremes, LanczosSettings, EXTREMES_MAX_PRODUCTS,
@@ -45,6 +47,61 @@ pub fn gemm_threads() -> usize {
     match GEMM_THREADS.load(Ordering::Relaxed) {
         0 => *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         t => t,
+    }
+}
+
+/// The library that computes the large matrix products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GemmBackend {
+    /// The pure-Rust `gemm` crate (the default): results bit-identical for
+    /// any thread count.
+    Rust,
+    /// The system's OpenBLAS through CBLAS (feature `system-blas`, which
+    /// links `libopenblas`; Debian: `libopenblas-dev`). Faster than the
+    /// `gemm` crate at some shapes on some CPUs (see BENCHMARKS.md); its
+    /// results differ from the `gemm` crate's in the last bits.
+    SystemBlas,
+}
+
+static GEMM_BACKEND: AtomicUsize = AtomicUsize::new(0);
+
+/// Chooses the library of the large matrix products for the whole process
+/// (default [`GemmBackend::Rust`]).
+///
+/// # Errors
+/// [`crate::Error::InvalidParameter`] for [`GemmBackend::SystemBlas`] when
+/// the crate was built without the feature `system-blas`.
+///
+/// # Examples
+/// ```
+/// use ntk_momentum::{gemm_backend, set_gemm_backend, GemmBackend};
+///
+/// set_gemm_backend(GemmBackend::Rust)?;
+/// assert_eq!(gemm_backend(), GemmBackend::Rust);
+/// if !cfg!(feature = "system-blas") {
+///     assert!(set_gemm_backend(GemmBackend::SystemBlas).is_err());
+/// }
+/// # Ok::<(), ntk_momentum::Error>(())
+/// ```
+pub fn set_gemm_backend(backend: GemmBackend) -> crate::Result<()> {
+    if backend == GemmBackend::SystemBlas && !cfg!(feature = "system-blas") {
+        return Err(crate::Error::invalid(
+            "gemm backend",
+            "SystemBlas",
+            "Rust (SystemBlas needs the crate feature `system-blas`)",
+        ));
+    }
+    GEMM_BACKEND.store(usize::from(backend == GemmBackend::SystemBlas), Ordering::Relaxed);
+    Ok(())
+}
+
+/// The library of the large matrix products ([`set_gemm_backend`]).
+pub fn gemm_backend() -> GemmBackend {
+    if GEMM_BACKEND.load(Ordering::Relaxed) == 1 {
+        GemmBackend::SystemBlas
+    } else {
+        GemmBackend::Rust
     }
 }
 
@@ -182,6 +239,10 @@ pub(crate) fn raw_gemm<T: Float>(dst: &mut [T], ld: usize, alpha: T, a: Operand<
         m <= ld && (n - 1) * ld + m <= dst.len(),
         "gemm destination out of bounds"
     );
+    #[cfg(feature = "system-blas")]
+    if gemm_backend() == GemmBackend::SystemBlas && system_blas::gemm(dst, ld, alpha, a, b, beta) {
+        return;
+    }
     let threads = gemm_threads();
     let parallelism = if threads > 1 {
         gemm::Parallelism::Rayon(threads)

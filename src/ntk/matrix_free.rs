@@ -6,10 +6,10 @@
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 
-use crate::checks::{check_finite_matrix, first_non_finite};
+use crate::checks::first_non_finite;
 use crate::linalg::{
-    default_lanczos_start, gemm, lanczos as run_lanczos, pack_activations, parallel, raw_gemm, LanczosSettings, Operand,
-    Preactivations,
+    default_lanczos_start, gemm, lanczos as run_lanczos, pack_activations, parallel, raw_gemm, LanczosSettings,
+    Operand, Preactivations,
 };
 use crate::{Error, Float, Result, TwoLayerReLU};
 
@@ -288,14 +288,7 @@ impl<'a, T: Float> InfiniteWidthNtk<'a, T> {
     /// [`Error::ShapeMismatch`] for an empty `x`, [`Error::NonFinite`] for
     /// NaN or infinite entries, [`Error::TooLarge`] beyond the memory budget.
     pub fn new(x: &'a DMatrix<T>) -> Result<Self> {
-        if x.nrows() == 0 || x.ncols() == 0 {
-            return Err(Error::shape(
-                "x",
-                "n x d with n, d >= 1",
-                format!("{} x {}", x.nrows(), x.ncols()),
-            ));
-        }
-        check_finite_matrix("x", x)?;
+        super::check_kernel_inputs(x)?;
         let n = x.nrows();
         let block = (BLOCK_ENTRIES / n).clamp(1, n);
         crate::memory::reserve(
@@ -323,7 +316,6 @@ impl<T: Float> KernelOperator for InfiniteWidthNtk<'_, T> {
     fn apply(&mut self, v: &[f64], out: &mut [f64]) -> Result<()> {
         let n = self.x.nrows();
         check_product(n, v, out)?;
-        let pi = std::f64::consts::PI;
         let norms = &self.norms;
         let mut j0 = 0;
         while j0 < n {
@@ -334,21 +326,12 @@ impl<T: Float> KernelOperator for InfiniteWidthNtk<'_, T> {
             // out_j = Σ_i H∞_ij v_i (H∞ symmetric: column j is row j).
             let reduce = |(jj, (k, o)): (usize, (&[T], &mut f64))| {
                 let j = j0 + jj;
-                let mut acc = 0.0;
-                for (i, (&kij, &vi)) in k.iter().zip(v).enumerate() {
-                    let kij = kij.to_f64();
-                    let denom = norms[i] * norms[j];
-                    if denom == 0.0 {
-                        continue;
-                    }
-                    let theta = if i == j {
-                        0.0
-                    } else {
-                        (kij / denom).clamp(-1.0, 1.0).acos()
-                    };
-                    acc += kij * (pi - theta) * vi;
-                }
-                *o = acc / (2.0 * pi);
+                *o = k
+                    .iter()
+                    .zip(v)
+                    .enumerate()
+                    .map(|(i, (&kij, &vi))| super::infinite_width_entry(kij.to_f64(), norms[i], norms[j], i == j) * vi)
+                    .sum();
             };
             let work = &self.work.as_slice()[..n * (j1 - j0)];
             let out = &mut out[j0..j1];

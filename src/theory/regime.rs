@@ -162,14 +162,12 @@ pub fn regime(
         }
     }
     match exponents.first() {
-        None => {
-            return Err(Error::invalid(
-                "history",
-                "a run without lambda_min / lambda_max of H(W_t)",
-                "diagnostics with the NTK tracked (Trainer::track_ntk_drift(true); above NTK_DRIFT_MAX_SAMPLES samples \
+        None => return Err(Error::invalid(
+            "history",
+            "a run without lambda_min / lambda_max of H(W_t)",
+            "diagnostics with the NTK tracked (Trainer::track_ntk_drift(true); above NTK_DRIFT_MAX_SAMPLES samples \
                  also a Lanczos budget, Trainer::matrix_free_ntk)",
-            ))
-        }
+        )),
         Some(&(step, ..)) if step != 0 => {
             return Err(Error::invalid(
                 "history",

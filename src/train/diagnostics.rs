@@ -333,11 +333,8 @@ mod tests {
         let (x, _) = unit_sphere::<f64>(120, 6, 3).unwrap();
         let start = TwoLayerReLU::<f64>::init(6, 512, 4).unwrap();
         let noise = TwoLayerReLU::<f64>::init(6, 512, 5).unwrap();
-        let moved = TwoLayerReLU::from_parts(
-            start.weights() + noise.weights() * 0.5,
-            start.output_weights().clone(),
-        )
-        .unwrap();
+        let moved =
+            TwoLayerReLU::from_parts(start.weights() + noise.weights() * 0.5, start.output_weights().clone()).unwrap();
         let (h0, ht) = (start.ntk_gram(&x).unwrap(), moved.ntk_gram(&x).unwrap());
         let exact = (&ht - &h0).norm() / h0.norm();
         let p0: DMatrix<f64> = start.weights() * x.transpose();
@@ -349,10 +346,21 @@ mod tests {
         assert!((drift / exact - 1.0).abs() < 0.15, "estimate {drift}, exact {exact}");
         let dense = Spectrum::of(&ht).unwrap();
         let (lo, hi) = (lambda_min.unwrap(), lambda_max.unwrap());
-        assert!((hi - dense.lambda_max).abs() <= 1e-6 * dense.lambda_max, "{hi} vs {}", dense.lambda_max);
-        assert!((lo - dense.lambda_min).abs() <= 1e-4 * dense.lambda_min, "{lo} vs {}", dense.lambda_min);
+        assert!(
+            (hi - dense.lambda_max).abs() <= 1e-6 * dense.lambda_max,
+            "{hi} vs {}",
+            dense.lambda_max
+        );
+        assert!(
+            (lo - dense.lambda_min).abs() <= 1e-4 * dense.lambda_min,
+            "{lo} vs {}",
+            dense.lambda_min
+        );
         // At the start the estimate is exactly zero; no products budget: no extremes.
         let none = ProbeBuffers::new(&x, &p0, 3, 0).unwrap();
-        assert_eq!(none.measure(&x, Preactivations::One(&p0)).unwrap(), (Some(0.0), None, None));
+        assert_eq!(
+            none.measure(&x, Preactivations::One(&p0)).unwrap(),
+            (Some(0.0), None, None)
+        );
     }
 }

@@ -407,7 +407,14 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
 /// and with the NTK drift three n × n matrices and a Lanczos basis, or above
 /// [`NTK_DRIFT_MAX_SAMPLES`](crate::train::NTK_DRIFT_MAX_SAMPLES) the
 /// matrix-free diagnostics' probes, masks, work matrices and Lanczos basis.
-fn reserve_run(space: Parameterization, n: usize, m: usize, d: usize, options: &TrainOptions, bytes: usize) -> Result<()> {
+fn reserve_run(
+    space: Parameterization,
+    n: usize,
+    m: usize,
+    d: usize,
+    options: &TrainOptions,
+    bytes: usize,
+) -> Result<()> {
     use crate::memory::bytes_of;
     let parameters = match space {
         Parameterization::Kernel => [m, n],
