@@ -244,7 +244,7 @@ fn run<T: Float>(args: &Args) -> AnyResult<()> {
         finals.push((method, last(&history), predicted[steps]));
     }
     println!(
-        "L_T pred: the linearized loss with the kernel fixed at H(W_0), from the {} -point Gauss quadrature \
+        "L_T pred: the linearized loss with the kernel fixed at H(W_0), from the {}-point Gauss quadrature \
          (exact for t < {}); max |gap|: largest |L_t meas / L_t pred - 1| over t = 0..={steps}; 1 - rho: average \
          rate exponent over the run, rho = (L_T / L_0)^(1/(2T)); drift_T: ||(H_T - H_0) Z||_F / ||H_0 Z||_F with \
          {} probe(s); ms/step: median over the run's steps.",
@@ -259,6 +259,26 @@ fn run<T: Float>(args: &Args) -> AnyResult<()> {
             nag.2 / hb.2,
             if nag.1 < hb.1 { "NAG ahead" } else { "NAG not ahead" }
         );
+    }
+    if let Some(gd) = find(Method::GradientDescent) {
+        for f in finals.iter().filter(|f| f.0 != Method::GradientDescent && f.1 > gd.1) {
+            println!(
+                "{} trails GD after {steps} steps ({:.4e} vs {:.4e}; predicted {:.4e} vs {:.4e}): with momentum \
+                 {beta:.4} the velocity builds up over about 1 / (1 - momentum) = {:.0} steps, so momentum pays off \
+                 only over longer runs; {}.",
+                short(f.0).to_uppercase(),
+                f.1,
+                gd.1,
+                f.2,
+                gd.2,
+                1.0 / (1.0 - beta),
+                if f.2 > gd.2 {
+                    "the linearized prediction shows the same"
+                } else {
+                    "the linearized prediction does not: the difference comes from the kernel's drift"
+                }
+            );
+        }
     }
     print_memory(n, m, d, std::mem::size_of::<T>(), args.probes, products);
     Ok(())

@@ -82,80 +82,36 @@ fn shapes<T: Float>(args: &Args) -> AnyResult<f64> {
     let mut g = DMatrix::<T>::zeros(m, d);
     let threads = args.threads as usize;
     let flops = 2.0 * (n * m * d) as f64;
+    // Each operand: (pointer, column stride, row stride).
     // P (m x n) = W (m x d) X^T: X^T has row stride n, column stride 1.
-    let forward = time(args, || unsafe {
-        // SAFETY: every operand and the destination are whole matrices of the
-        // shapes and strides given.
-        gemm::gemm(
-            m,
-            n,
-            d,
-            p.as_mut_ptr(),
-            m as isize,
-            1,
-            false,
-            w.as_ptr(),
-            m as isize,
-            1,
-            x.as_ptr(),
-            1,
-            n as isize,
-            T::zero(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(threads),
+    let (pp, gp) = (p.as_mut_ptr(), g.as_mut_ptr());
+    let forward = time(args, || {
+        product(
+            (m, n, d),
+            (pp, m as isize, 1),
+            (w.as_ptr(), m as isize, 1),
+            (x.as_ptr(), 1, n as isize),
+            threads,
         )
     });
     // The same P, as its transpose X W^T (n x m) written row-major.
-    let forward_transposed = time(args, || unsafe {
-        // SAFETY: as above.
-        gemm::gemm(
-            n,
-            m,
-            d,
-            p.as_mut_ptr(),
-            1,
-            m as isize,
-            false,
-            x.as_ptr(),
-            n as isize,
-            1,
-            w.as_ptr(),
-            1,
-            m as isize,
-            T::zero(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(threads),
+    let forward_transposed = time(args, || {
+        product(
+            (n, m, d),
+            (pp, 1, m as isize),
+            (x.as_ptr(), n as isize, 1),
+            (w.as_ptr(), 1, m as isize),
+            threads,
         )
     });
     // G (m x d) = M^T (m x n) X (n x d).
-    let gradient = time(args, || unsafe {
-        // SAFETY: as above.
-        gemm::gemm(
-            m,
-            d,
-            n,
-            g.as_mut_ptr(),
-            m as isize,
-            1,
-            false,
-            mt.as_ptr(),
-            m as isize,
-            1,
-            x.as_ptr(),
-            n as isize,
-            1,
-            T::zero(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(threads),
+    let gradient = time(args, || {
+        product(
+            (m, d, n),
+            (gp, m as isize, 1),
+            (mt.as_ptr(), m as isize, 1),
+            (x.as_ptr(), n as isize, 1),
+            threads,
         )
     });
     for (what, (best, median)) in [
@@ -172,6 +128,42 @@ fn shapes<T: Float>(args: &Args) -> AnyResult<f64> {
         );
     }
     Ok(flops / forward.0 / 1e9)
+}
+
+/// `dst ← lhs rhs` for (rows, cols, inner) dimensions; each matrix as
+/// (pointer, column stride, row stride), all inside whole matrices of this
+/// example.
+fn product<T: Float>(
+    (rows, cols, inner): (usize, usize, usize),
+    dst: (*mut T, isize, isize),
+    lhs: (*const T, isize, isize),
+    rhs: (*const T, isize, isize),
+    threads: usize,
+) {
+    // SAFETY: the callers pass whole matrices of the shapes and strides given.
+    unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            inner,
+            dst.0,
+            dst.1,
+            dst.2,
+            false,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
+            T::zero(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(threads),
+        )
+    }
 }
 
 /// (best, median) seconds of `f` over the timed repetitions.

@@ -6,7 +6,8 @@
 # Usage: bash benches/peers/fashion_full.sh > benches/results/NAME.txt
 #   DATA (default /usr/share/datasets/fashion-mnist: Debian's dataset-fashion-mnist),
 #   ROUNDS (default 3), DTYPES (default "f32 f64"), STEPS (timed steps, default 5),
-#   VENV (default /work/venv-peers: numpy, torch).
+#   VENV (default /work/venv-peers: numpy, torch), BACKENDS (default "rust"; "rust system-blas"
+#   needs the build with --features system-blas), PEERS (default "numpy torch").
 # Build first: cargo build --release --example fashion_full
 set -u
 cd "$(dirname "$0")/../.."
@@ -27,8 +28,11 @@ for round in $(seq "${ROUNDS:-3}"); do
   for dt in ${DTYPES:-f32 f64}; do
     echo
     echo "## round $round, $dt"
-    run "$CRATE" --data-dir "$DATA" --dtype "$dt" --timing-only --lr 1e-4 --momentum 0.9 --steps $((K + 1))
-    run "$P" benches/peers/nag_step_numpy.py --idx-dir "$DATA" --m 4096 --dtype "$dt" --warmup 1 --steps "$K" --lr 1e-4
-    run "$P" benches/peers/nag_step_torch.py --idx-dir "$DATA" --m 4096 --dtype "$dt" --warmup 1 --steps "$K" --lr 1e-4
+    for b in ${BACKENDS:-rust}; do
+      run "$CRATE" --data-dir "$DATA" --dtype "$dt" --timing-only --lr 1e-4 --momentum 0.9 --steps $((K + 1)) --gemm-backend "$b"
+    done
+    for peer in ${PEERS:-numpy torch}; do
+      run "$P" "benches/peers/nag_step_$peer.py" --idx-dir "$DATA" --m 4096 --dtype "$dt" --warmup 1 --steps "$K" --lr 1e-4
+    done
   done
 done

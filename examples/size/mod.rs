@@ -32,6 +32,7 @@ pub enum Dtype {
 mod startup;
 
 #[path = "../common/backend.rs"]
+#[allow(dead_code)] // not every timing example offers --gemm-backend
 pub mod backend;
 
 /// Checks `--steps` and sets the thread count; exits with code 2 on `--steps 0`.
