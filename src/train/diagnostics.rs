@@ -322,15 +322,31 @@ mod tests {
     use nalgebra::DMatrix;
 
     use super::{Preactivations, ProbeBuffers};
-    use crate::data::unit_sphere;
     use crate::ntk::Spectrum;
     use crate::TwoLayerReLU;
+
+    /// n pseudo-random rows of R^d scaled to unit norm (the data module is
+    /// a layer above this one).
+    fn unit_rows(n: usize, d: usize) -> DMatrix<f64> {
+        let mut s = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut x = DMatrix::from_fn(n, d, |_, _| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        });
+        for mut row in x.row_iter_mut() {
+            let norm = row.norm();
+            row /= norm;
+        }
+        x
+    }
 
     /// The matrix-free drift estimate and extremes against the dense Gram
     /// matrices of a model moved far from its initialization.
     #[test]
     fn probes_estimate_the_dense_drift_and_lanczos_the_extremes() {
-        let (x, _) = unit_sphere::<f64>(120, 6, 3).unwrap();
+        let x = unit_rows(120, 6);
         let start = TwoLayerReLU::<f64>::init(6, 512, 4).unwrap();
         let noise = TwoLayerReLU::<f64>::init(6, 512, 5).unwrap();
         let moved =
