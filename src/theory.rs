@@ -253,19 +253,23 @@
 //!   Optimizes Over-parameterized Neural Networks", ICLR 2019,
 //!   arXiv:1810.02054.
 
+mod enclosure;
 mod levels;
 mod measure;
 mod modes;
 mod regime;
 mod trajectory;
 mod tuning;
+mod verdict;
 
+pub use enclosure::{impulse_norms, EnclosureStep, PredictionEnclosure};
 pub use levels::{best_tuning, BestTuning, ModalResidual, StepPrediction};
 pub use measure::{compare, measured_rate, measured_rate_of_history, speedup, Comparison, RateFit};
 pub use modes::{damping, max_stable_lr, rate, roots, Damping};
 pub use regime::{regime, Regime, REGIME_FIT_WINDOW};
 pub use trajectory::{predicted_losses, predicted_residuals};
 pub use tuning::{predicted_speedup, steps_to_loss_fraction, steps_to_reach, tune, Tuning, TuningRule};
+pub use verdict::{verdict, LevelVerdict, StepTolerance, Verdict};
 
 use crate::{Error, Result};
 

@@ -23,7 +23,8 @@ pub(crate) use lanczos::{
     default_start as default_lanczos_start, lanczos, symmetric_extremes, LanczosSettings, EXTREMES_MAX_PRODUCTS,
 };
 pub(crate) use relu::{
-    co_activation_kernel, half_squared_distance, pack_activations, relu_outputs, residual_weights, Preactivations,
+    co_activation_from_bits, co_activation_kernel, half_squared_distance, pack_activations, relu_outputs,
+    residual_weights, Preactivations,
 };
 
 static GEMM_THREADS: AtomicUsize = AtomicUsize::new(0);

@@ -224,21 +224,28 @@ pub(crate) fn co_activation_kernel<T: Float>(
     bits: &mut Vec<u64>,
     h: &mut DMatrix<T>,
 ) {
-    let (m, n) = p.shape();
-    let words = m.div_ceil(64);
+    let m = p.shape().0;
     pack_activations(p, bits);
-    let parallel = parallel(m * n);
+    co_activation_from_bits(bits, bits, m, k, h);
+}
+
+/// `h ← K ∘ (S_aᵀ S_b) / m` from two packed masks of m units each (see
+/// [`pack_activations`]): `h_ij = K_ij · #{r : a_ri ∧ b_rj} / m`. With the
+/// masks of the same weights this is H(W); with those of W_s and W_{s−1} it
+/// is the cross kernel J_s J_{s−1}ᵀ.
+pub(crate) fn co_activation_from_bits<T: Float>(a: &[u64], b: &[u64], m: usize, k: &DMatrix<T>, h: &mut DMatrix<T>) {
+    let n = k.nrows();
+    let words = m.div_ceil(64);
     let inv_m = T::one() / T::cast(m as f64);
-    let bits = &bits[..];
     let column = |j: usize, hc: &mut [T]| {
-        let bj = &bits[j * words..(j + 1) * words];
+        let bj = &b[j * words..(j + 1) * words];
         let kc = &k.as_slice()[j * n..(j + 1) * n];
         for (i, (hij, &kij)) in hc.iter_mut().zip(kc).enumerate() {
-            let count = and_popcount(&bits[i * words..(i + 1) * words], bj);
+            let count = and_popcount(&a[i * words..(i + 1) * words], bj);
             *hij = T::cast(count as f64) * kij * inv_m;
         }
     };
-    if parallel {
+    if parallel(m * n) {
         h.as_mut_slice()
             .par_chunks_mut(n)
             .enumerate()

@@ -42,6 +42,7 @@
 //! ```
 pub mod checkpoint;
 mod diagnostics;
+mod enclosure;
 mod observer;
 mod options;
 mod steps;

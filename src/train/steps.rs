@@ -8,6 +8,7 @@ use std::time::Instant;
 use nalgebra::{DMatrix, DVector};
 
 use super::diagnostics::{EvaluationBuffers, NtkBuffers, NtkTracker, ProbeBuffers};
+use super::enclosure::{linear_method, EnclosureState, EnclosureTracker};
 use super::trainer::{RunState, Space};
 use super::{Control, Observer, StepInfo, Stop, Trainer, NTK_DRIFT_MAX_SAMPLES};
 use crate::linalg::{gemm, gram_of_columns, residual_weights, Operand, Preactivations};
@@ -252,6 +253,9 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                     .push_loss(loss, time_offset + start.elapsed().as_secs_f64());
             }
             if let Some(reason) = self.divergence(loss, self.history.losses()[0]) {
+                if !matches!(self.enclosure, EnclosureState::Off) {
+                    self.enclosure = EnclosureState::Failed(format!("the run diverged at step {}", self.step));
+                }
                 let history = Box::new(self.history.clone());
                 self.roll_back(x, y, coordinates, buf)?;
                 return Err(Error::Diverged {
@@ -261,6 +265,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                     history,
                 });
             }
+            self.enclose(x, y, coordinates, buf);
             if self.on_cadence(self.step) {
                 self.diagnose_once(x, initial_weights, coordinates, buf);
             }
@@ -272,6 +277,46 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 return Ok(stop);
             }
             self.advance(x, coordinates, buf)?;
+        }
+    }
+
+    /// Feeds the prediction enclosure the pre-activations of the current
+    /// step (starting it at step 0); a failure is recorded, not raised: the
+    /// run goes on and [`Trainer::verdict`] names the reason.
+    fn enclose(&mut self, x: &DMatrix<T>, y: &DVector<T>, coordinates: &Coordinates<T>, buf: &Buffers<T>) {
+        let p = current(coordinates, &buf.preactivations, &buf.initial_preactivations);
+        let failed = match &mut self.enclosure {
+            EnclosureState::Off | EnclosureState::Failed(_) => return,
+            EnclosureState::Requested if self.step != 0 => {
+                Some(format!("the run started at step {}, not 0 (resumed)", self.step))
+            }
+            EnclosureState::Requested if x.nrows() > NTK_DRIFT_MAX_SAMPLES => Some(format!(
+                "{} samples, above NTK_DRIFT_MAX_SAMPLES = {NTK_DRIFT_MAX_SAMPLES} (dense n x n kernels)",
+                x.nrows()
+            )),
+            EnclosureState::Requested => {
+                let kernel = match coordinates {
+                    Coordinates::Kernel { kernel, .. } => Rc::clone(kernel),
+                    Coordinates::Weight { .. } => {
+                        let mut k = DMatrix::zeros(x.nrows(), x.nrows());
+                        gram_of_columns(Operand::t(x), &mut k);
+                        Rc::new(k)
+                    }
+                };
+                let started = linear_method(&self.optimizer.state())
+                    .and_then(|h| EnclosureTracker::start(h, kernel, p, self.model.output_weights(), y));
+                match started {
+                    Ok(t) => {
+                        self.enclosure = EnclosureState::Tracking(Box::new(t));
+                        None
+                    }
+                    Err(e) => Some(e.to_string()),
+                }
+            }
+            EnclosureState::Tracking(t) => t.observe(self.step, p).err().map(|e| e.to_string()),
+        };
+        if let Some(why) = failed {
+            self.enclosure = EnclosureState::Failed(why);
         }
     }
 

@@ -4,9 +4,11 @@
 
 use nalgebra::{DMatrix, DVector};
 
+use super::enclosure::{linear_method, EnclosureState};
 use super::{
     auto_parameterization, data_fingerprint, Control, History, Observer, Parameterization, StepInfo, TrainOptions,
 };
+use crate::theory::{PredictionEnclosure, StepTolerance, Verdict};
 use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
 
 /// The coordinates the optimizer of a started run works in, with what it
@@ -81,6 +83,8 @@ pub struct Trainer<T: Float, O> {
     pub(super) step: usize,
     /// Set by the first call to `run` (or a loaded checkpoint).
     pub(super) run: Option<RunState<T>>,
+    /// The prediction enclosure ([`Trainer::enclose_prediction`]).
+    pub(super) enclosure: EnclosureState<T>,
 }
 
 impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
@@ -97,6 +101,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             history: History::default(),
             step: 0,
             run: None,
+            enclosure: EnclosureState::Off,
         }
     }
 
@@ -215,6 +220,119 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         self.options.ntk_probes = probes;
         self.options.ntk_lanczos_products = lanczos_products;
         self
+    }
+
+    /// Encloses the run's residual around the linearized prediction from
+    /// H(W_0), for [`Trainer::verdict`]: at every step the trainer forms
+    /// H(W_t), the cross kernel J_t J_{t−1}ᵀ (NAG) and the flip remainders
+    /// from the activation masks and feeds them to a
+    /// [`PredictionEnclosure`] (see there for the mathematics). The method
+    /// and its constant (η, β) are read from the optimizer's state, so it
+    /// must be [`crate::GradientDescent`], [`crate::HeavyBall`] or
+    /// [`crate::Nesterov`] with constant hyper-parameters, the run must
+    /// start at step 0 and have at most
+    /// [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES) samples. Cost
+    /// per step: about n² m / 32 popcount operations (two masks products for
+    /// NAG, one otherwise), a pass over the m × n pre-activations and
+    /// O(n²) flops; memory: six n × n f64 matrices and two m × n ones, plus
+    /// one eigendecomposition of H(W_0) at the start (O(n³)). Not saved in
+    /// checkpoints: a run resumed from one has no enclosure. Default off.
+    ///
+    /// # Examples
+    /// ```
+    /// use ntk_momentum::data::unit_sphere;
+    /// use ntk_momentum::theory::StepTolerance;
+    /// use ntk_momentum::{Nesterov, Trainer, TwoLayerReLU};
+    ///
+    /// let (x, y) = unit_sphere::<f64>(10, 20, 1)?;
+    /// let model = TwoLayerReLU::new(20, 16384, 2)?;
+    /// let lambda_max = ntk_momentum::ntk::Spectrum::of(&model.ntk_gram(&x)?)?.lambda_max;
+    /// let mut trainer = Trainer::new(model, Nesterov::new(1.0 / lambda_max, 0.5)?)
+    ///     .max_steps(60)
+    ///     .enclose_prediction(true);
+    /// let history = trainer.run(&x, &y)?;
+    /// let verdict = trainer.verdict(&[1e-1, 1e-2, 1e-4], StepTolerance::default())?;
+    /// println!("{verdict}");
+    /// // The guarantee: where the verdict holds, the run's steps are within 10 % or 2 steps.
+    /// for level in &verdict.levels {
+    ///     if level.holds {
+    ///         let measured = history.steps_to_fraction(level.level);
+    ///         assert!(StepTolerance::default().agrees(level.predicted, measured));
+    ///     }
+    /// }
+    /// assert!(verdict.holds());
+    /// # Ok::<(), ntk_momentum::Error>(())
+    /// ```
+    #[must_use = "a builder method returns the changed value"]
+    pub fn enclose_prediction(mut self, enclose: bool) -> Self {
+        self.enclosure = if enclose {
+            EnclosureState::Requested
+        } else {
+            EnclosureState::Off
+        };
+        self
+    }
+
+    /// The prediction enclosure of the run so far, if
+    /// [`enclose_prediction`](Self::enclose_prediction) is on and it could
+    /// start.
+    pub fn enclosure(&self) -> Option<&PredictionEnclosure> {
+        match &self.enclosure {
+            EnclosureState::Tracking(t) => Some(&t.enclosure),
+            _ => None,
+        }
+    }
+
+    /// The verdict on the run so far: at each of `levels` (fractions of
+    /// L_0), whether the linearized prediction from H(W_0) is guaranteed to
+    /// give the run's steps to the level within `tolerance` (see
+    /// [`Verdict`] for the guarantee and [`crate::theory::PredictionEnclosure`]
+    /// for the mathematics). Needs
+    /// [`enclose_prediction`](Self::enclose_prediction).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if the enclosure was not requested, could
+    /// not start (the reason is named: another optimizer, a run not started
+    /// at step 0, too many samples, a divergence), no step was taken, the
+    /// optimizer's η or β changed during the run (a schedule: the
+    /// prediction assumes constants), or for bad levels or tolerance.
+    pub fn verdict(&self, levels: &[f64], tolerance: StepTolerance) -> Result<Verdict> {
+        let tracker = match &self.enclosure {
+            EnclosureState::Tracking(t) => t,
+            EnclosureState::Off => {
+                return Err(Error::invalid(
+                    "trainer",
+                    "no prediction enclosure",
+                    "a trainer built with enclose_prediction(true)",
+                ))
+            }
+            EnclosureState::Requested => {
+                return Err(Error::invalid(
+                    "trainer",
+                    "no run yet",
+                    "a run with enclose_prediction(true)",
+                ))
+            }
+            EnclosureState::Failed(why) => {
+                return Err(Error::invalid(
+                    "trainer",
+                    format!("no prediction enclosure: {why}"),
+                    "an enclosed run",
+                ))
+            }
+        };
+        let now = linear_method(&self.optimizer.state())?;
+        if now != tracker.hyperparameters {
+            return Err(Error::invalid(
+                "optimizer",
+                format!(
+                    "hyper-parameters changed during the run: {:?} -> {now:?}",
+                    tracker.hyperparameters
+                ),
+                "constant (method, lr, momentum): the prediction from H(W_0) assumes them",
+            ));
+        }
+        crate::theory::verdict(&tracker.enclosure, levels, tolerance, self.model.width())
     }
 
     /// Adds an observer, called after each recorded loss of every later
