@@ -15,6 +15,10 @@
 //!   reporting the first violation with its margin and how tight the bound
 //!   was. A plain "measured rate ≤ ρ + 5 %" property fails at critical
 //!   damping, where the (t + 1) factor is real; the certificate includes it.
+//! - **Drifting kernels**: [`DriftCertificate`] keeps the certificate sound
+//!   when the kernel moves, H_t with ‖H_t − H_0‖₂ ≤ ε_t (and NAG's
+//!   correction kernel within ε'_t), by summing the drift's defects through
+//!   the exact impulse response of the undisturbed recursion.
 //! - **Comparisons**: [`race`] predicts which of two methods reaches a loss
 //!   level first and whether the prediction is clear of rounding, so a
 //!   property asserts "A is no slower than B" only where it holds (NAG is
@@ -41,10 +45,12 @@
 //! ```
 
 mod certificate;
+mod drift;
 mod race;
 mod strategies;
 
 pub use certificate::{Certificate, CertificateCheck, Violation, CHECK_FLOOR, CHECK_SLACK};
+pub use drift::DriftCertificate;
 pub use race::{race, Contestant, Race, RACE_MARGIN};
 pub use strategies::{
     hyperparameters, least_squares, quadratics, relu_problems, spectra, DampingRegion, Layout, LeastSquares, Quadratic,
