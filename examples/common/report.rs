@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use nalgebra::DMatrix;
-use ntk_momentum::theory::{self, BestTuning, Method, Regime};
+use ntk_momentum::theory::{self, BestTuning, Method, StepTolerance, Verdict};
 use ntk_momentum::train::{ProgressBar, Trainer};
 use ntk_momentum::{Error, Float, GradientDescent, HeavyBall, History, Nesterov, Optimizer};
 
@@ -26,12 +26,12 @@ pub struct RunResult {
     pub predicted_rate: f64,
     pub predicted_losses: Vec<f64>,
     pub diverged: Option<String>,
-    /// The regime verdict (`None` if the run diverged or recorded no
-    /// λ_min / λ_max of H(W_t)).
-    pub regime: Option<Regime>,
+    /// The verdict (`Err`: why there is none, e.g. the run diverged).
+    pub verdict: Result<Verdict, String>,
 }
 
-/// Relative tolerance of the regime verdicts the examples print.
+/// Relative tolerance of the step counts the examples compare (10 % or
+/// [`StepTolerance::default`]'s 2 steps).
 pub const REGIME_TOLERANCE: f64 = 0.1;
 
 /// The loss levels (fractions of L_0) at which steps are predicted and measured.
@@ -59,12 +59,7 @@ pub fn train_one<T: Float>(
         Method::HeavyBall => Box::new(HeavyBall::new(lr, beta)?),
         Method::Nesterov => Box::new(Nesterov::new(lr, beta)?),
     };
-    let (history, diverged) = run_with(problem, optimizer, method, args)?;
-    let regime = if diverged.is_some() {
-        None
-    } else {
-        theory::regime(method, lr, beta, &history, &predicted_losses, REGIME_TOLERANCE).ok()
-    };
+    let (history, diverged, verdict) = run_with(problem, optimizer, method, args)?;
     Ok(RunResult {
         method,
         label: short(method),
@@ -74,7 +69,7 @@ pub fn train_one<T: Float>(
         predicted_rate,
         predicted_losses,
         diverged,
-        regime,
+        verdict,
     })
 }
 
@@ -83,21 +78,26 @@ fn run_with<T: Float, O: Optimizer<DMatrix<T>>>(
     optimizer: O,
     method: Method,
     args: &Experiment,
-) -> AnyResult<(History, Option<String>)> {
+) -> AnyResult<(History, Option<String>, Result<Verdict, String>)> {
     let mut trainer = Trainer::new(problem.model.clone(), optimizer)
         .max_steps(args.steps)
         .parameterization(args.param)
-        .diagnostics_every(args.steps.div_ceil(10).max(1));
+        .diagnostics_every(args.steps.div_ceil(10).max(1))
+        .enclose_prediction(true);
     if !args.quiet {
         trainer = trainer.observer(ProgressBar::new(&short(method)));
     }
-    match trainer.run(&problem.x, &problem.y) {
-        Ok(h) => Ok((h, None)),
+    let (history, diverged) = match trainer.run(&problem.x, &problem.y) {
+        Ok(h) => (h, None),
         Err(Error::Diverged {
             history, reason, step, ..
-        }) => Ok((*history, Some(format!("diverged at step {step}: {reason}")))),
-        Err(e) => Err(e.into()),
-    }
+        }) => (*history, Some(format!("diverged at step {step}: {reason}"))),
+        Err(e) => return Err(e.into()),
+    };
+    let verdict = trainer
+        .verdict(&LEVELS, StepTolerance::default())
+        .map_err(|e| e.to_string());
+    Ok((history, diverged, verdict))
 }
 
 /// Window of the rate fits: from 1e-1 of the initial loss (past the
@@ -305,23 +305,16 @@ pub fn race(a: &RunResult, b: &RunResult, residual: &theory::ModalResidual, budg
     Ok(s)
 }
 
-/// The regime verdict of every run, one paragraph each.
+/// The verdict of every run, one paragraph each.
 pub fn regime_report(results: &[RunResult]) -> String {
     let mut s = String::new();
     for r in results {
-        match &r.regime {
-            Some(v) => {
+        match &r.verdict {
+            Ok(v) => {
                 let _ = writeln!(s, "[{}] {v}", r.label);
             }
-            None => {
-                let _ = writeln!(
-                    s,
-                    "[{}] no regime verdict ({})",
-                    r.label,
-                    r.diverged
-                        .as_deref()
-                        .unwrap_or("lambda_min / lambda_max of H(W_t) not recorded")
-                );
+            Err(why) => {
+                let _ = writeln!(s, "[{}] no verdict ({why})", r.label);
             }
         }
     }
@@ -330,7 +323,8 @@ pub fn regime_report(results: &[RunResult]) -> String {
 
 /// Checks the claims the shared-tuning runs are meant to show, in words:
 /// GD slowest, NAG no slower than HB at each level, predictions within
-/// `REGIME_TOLERANCE` of the measured steps, every run in the regime; and,
+/// the step tolerance of the measured steps, every run certified by its
+/// verdict; and,
 /// where a check fails, why.
 pub fn claims_report(results: &[RunResult], residual: &theory::ModalResidual, budget: usize) -> AnyResult<String> {
     let mut s = String::new();
@@ -390,50 +384,52 @@ pub fn claims_report(results: &[RunResult], residual: &theory::ModalResidual, bu
                 "the linearized prediction says so too: at this (lr, momentum) the gradient correction does not pay \
                  off at this level (see theory::step_prediction; e.g. NAG critically damped at lambda_min carries a \
                  (t + 1) rho^t factor)"
-            } else if nag.regime.as_ref().is_some_and(|r| !r.in_regime) {
-                "the prediction from H(W_0) says NAG is faster, but the run left the NTK regime (verdict below): \
-                 the kernel moved enough to change the rates"
+            } else if nag.verdict.as_ref().map_or(true, |v| !v.holds()) {
+                "the prediction from H(W_0) says NAG is faster, but the verdict does not certify it for this run \
+                 (below): the kernel drift and the activation flips moved the steps"
             } else {
-                "the prediction from H(W_0) says NAG is faster; the run stayed within the regime criterion, so the \
-                 difference is the nonlinearity the verdict's tolerance admits"
+                "the prediction from H(W_0) says NAG is faster and the verdict certifies NAG's steps; HB's steps \
+                 then moved within the tolerance the verdict admits"
             };
             let _ = writeln!(s, "    why: {why}");
         }
     }
+    let tolerance = StepTolerance::default();
     let mut within = true;
     let mut worst = 0.0_f64;
     for r in [gd, hb, nag] {
         for level in LEVELS {
-            if let (Some(p), Some(m)) = (
-                residual.steps_to(r.method, r.lr, r.momentum, level, budget)?,
-                steps(r, level),
-            ) {
-                let e = (p as f64 / m.max(1) as f64 - 1.0).abs();
-                worst = worst.max(e);
-                within &= e <= REGIME_TOLERANCE;
+            let p = residual.steps_to(r.method, r.lr, r.momentum, level, budget)?;
+            let m = steps(r, level);
+            within &= tolerance.agrees(p, m);
+            if let (Some(p), Some(m)) = (p, m) {
+                worst = worst.max((p as f64 / m.max(1) as f64 - 1.0).abs());
             }
         }
     }
     let _ = writeln!(
         s,
-        "  predicted steps within {:.0} % of measured (every method and level reached): {} (worst {:.1} %)",
-        100.0 * REGIME_TOLERANCE,
+        "  predicted steps within {:.0} % or {} steps of measured (every method and level): {} (worst {:.1} %)",
+        100.0 * tolerance.relative,
+        tolerance.steps,
         yes(within),
         100.0 * worst
     );
     let all_in = [gd, hb, nag]
         .iter()
-        .all(|r| r.regime.as_ref().is_some_and(|v| v.in_regime));
+        .all(|r| r.verdict.as_ref().is_ok_and(|v| v.holds()));
     let _ = writeln!(
         s,
-        "  every run in the NTK regime by the verdict's criterion: {}",
+        "  every run's prediction certified by its verdict (guaranteed within {:.0} % or {} steps): {}",
+        100.0 * tolerance.relative,
+        tolerance.steps,
         yes(all_in)
     );
     if !(gd_slowest && nag_not_slower && within && all_in) {
         let _ = writeln!(
             s,
             "  Where a check says NO, this run does not show the claim under these settings; the verdicts and the \
-             predicted steps above say whether the theory (at this tuning) or the run (out of the regime) is the reason."
+             predicted steps above say whether the theory (at this tuning) or the run (not certified) is the reason."
         );
     }
     Ok(s)

@@ -120,9 +120,12 @@ pub struct Verdict {
     /// At the last step: ‖φ‖ / ‖p‖, the first-order deviation relative to
     /// the prediction (`NaN` when p is 0).
     pub final_deviation: f64,
-    /// At the last step: the share of ‖φ‖² in the kernel-drift part (the
-    /// rest is the flip remainders' part and their cross term).
-    pub kernel_share: f64,
+    /// At the last step: ‖φ^kernel‖ / ‖p‖, the part of the first-order
+    /// deviation driven by the kernel drift (the two parts may partly cancel).
+    pub kernel_part: f64,
+    /// At the last step: ‖φ^flip‖ / ‖p‖, the part driven by the activation
+    /// flips' remainders.
+    pub flip_part: f64,
     /// Shares of ‖φ‖² at the last step in the slowest tenth of the modes of
     /// H_0, the middle, and the stiffest tenth.
     pub mode_shares: [f64; 3],
@@ -243,11 +246,8 @@ pub fn verdict(
             .collect(),
         max_kernel_drift: records.iter().fold(0.0_f64, |m, r| m.max(r.kernel_drift)),
         final_deviation: last.deviation_norm / last.predicted_norm,
-        kernel_share: if last.deviation_norm > 0.0 {
-            (last.kernel_part / last.deviation_norm).powi(2)
-        } else {
-            0.0
-        },
+        kernel_part: last.kernel_part / last.predicted_norm,
+        flip_part: last.flip_part / last.predicted_norm,
         mode_shares: [slow, (1.0 - slow - stiff).max(0.0), stiff],
         width,
         records: records.to_vec(),
@@ -339,12 +339,13 @@ impl fmt::Display for Verdict {
         }
         write!(
             f,
-            " Drift: max ||H_t - H_0||_F / ||H_0||_F {:.2e}; first-order deviation at the end {:.2e} of ||p||, \
-             {:.0} % of it from the kernel drift, the rest from activation flips; by mode (slowest tenth / middle / \
+            " Drift: max ||H_t - H_0||_F / ||H_0||_F {:.2e}; first-order deviation at the end {:.2e} of ||p|| \
+             (kernel-drift part {:.2e}, activation-flip part {:.2e}); its energy by mode (slowest tenth / middle / \
              stiffest tenth of H_0): {:.0} / {:.0} / {:.0} %.",
             self.max_kernel_drift,
             self.final_deviation,
-            100.0 * self.kernel_share,
+            self.kernel_part,
+            self.flip_part,
             100.0 * self.mode_shares[0],
             100.0 * self.mode_shares[1],
             100.0 * self.mode_shares[2]
