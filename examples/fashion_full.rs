@@ -250,6 +250,15 @@ fn run<T: Float>(args: &Args) -> AnyResult<()> {
          {} probe(s); ms/step: median over the run's steps.",
         krylov.products, krylov.products, args.probes
     );
+    if n > ntk_momentum::train::NTK_DRIFT_MAX_SAMPLES {
+        println!(
+            "Verdict (Trainer::verdict): none for any run at n = {n}, above NTK_DRIFT_MAX_SAMPLES = {}: its enclosure \
+             forms n x n kernels at every step ({:.1} GB each in f64). The measured-against-predicted losses above are \
+             the check at this size, without a guarantee.",
+            ntk_momentum::train::NTK_DRIFT_MAX_SAMPLES,
+            (n * n * 8) as f64 / 1e9
+        );
+    }
     let find = |m: Method| finals.iter().find(|f| f.0 == m);
     if let (Some(hb), Some(nag)) = (find(Method::HeavyBall), find(Method::Nesterov)) {
         println!(

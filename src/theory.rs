@@ -14,9 +14,12 @@
 //! in the fewest predicted steps. After training: [`measured_rate`] fits the
 //! rate of a loss curve, [`compare`] sets it against the prediction,
 //! [`speedup`] measures how many times faster one run reached a loss level
-//! than another, and [`regime`] says whether the run stayed in the NTK regime
-//! (from λ_min and λ_max of H(W_t) at its diagnostics) and how far the
-//! measured rate exponent is from the linearized one.
+//! than another, [`verdict`] (through [`crate::Trainer::verdict`]) says with
+//! a guarantee whether the steps to each loss level are within a tolerance
+//! of the prediction, from a [`PredictionEnclosure`] of the run's residual
+//! built from the kernels along the run, and [`regime`] is the older
+//! heuristic on the spectrum's ends with the measured-against-linearized
+//! exponent gap.
 //!
 //! # Linearized residual dynamics
 //!

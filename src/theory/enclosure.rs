@@ -450,9 +450,8 @@ impl PredictionEnclosure {
             f_norm = f.norm();
             kernel_force += &f * &self.p[0] * (beta * lr);
         }
-        let vt = self.vectors.transpose();
-        let kernel_coords = &vt * kernel_force;
-        let flip_coords = &vt * remainder;
+        let kernel_coords = self.vectors.tr_mul(&kernel_force);
+        let flip_coords = self.vectors.tr_mul(remainder);
         // ν_s from the records at s and s − 1.
         let now = self.steps[s];
         let before = if s >= 1 { self.steps[s - 1] } else { self.steps[s] };

@@ -288,24 +288,34 @@ impl Verdict {
             .collect())
     }
 
-    /// An estimate: the smallest power-of-two multiple of this run's width
-    /// (up to 2^20 times it; the width itself and, where the verdict holds,
-    /// narrower ones down to 1/64 of it are tried too) at which every
-    /// level is expected to hold by [`Verdict::expected_at_width`]. `None`
-    /// if none is.
+    /// An estimate: the smallest width, among this run's width times 2^k
+    /// (k from −6 to 20; narrower ones only where they divide it), at which
+    /// every level is expected to hold by [`Verdict::expected_at_width`].
+    /// `None` if none is. Run a pilot at a small width with
+    /// [`crate::Trainer::enclose_prediction`] to choose the width of the
+    /// real run before paying for it.
     pub fn width_needed(&self) -> Option<usize> {
-        let candidates = (-6..=20).filter_map(|k: i32| {
-            if k < 0 {
-                let d = 1usize << (-k);
-                (self.width % d == 0 && self.width / d > 0).then(|| self.width / d)
-            } else {
-                self.width.checked_mul(1usize << k)
-            }
-        });
-        candidates.into_iter().find(|&w| {
-            self.expected_at_width(w)
-                .is_ok_and(|levels| levels.iter().all(|l| l.holds))
-        })
+        self.width_needed_where(|levels| levels.iter().all(|l| l.holds))
+    }
+
+    /// As [`Verdict::width_needed`], for one level of this verdict (`None`
+    /// also if `level` is not one of its levels).
+    pub fn width_needed_at(&self, level: f64) -> Option<usize> {
+        let i = self.levels.iter().position(|l| l.level == level)?;
+        self.width_needed_where(|levels| levels[i].holds)
+    }
+
+    fn width_needed_where(&self, ok: impl Fn(&[LevelVerdict]) -> bool) -> Option<usize> {
+        (-6..=20_i32)
+            .filter_map(|k| {
+                if k < 0 {
+                    let d = 1usize << (-k);
+                    (self.width % d == 0 && self.width / d > 0).then(|| self.width / d)
+                } else {
+                    self.width.checked_mul(1usize << k)
+                }
+            })
+            .find(|&w| self.expected_at_width(w).is_ok_and(|levels| ok(&levels)))
     }
 }
 
