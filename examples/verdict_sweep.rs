@@ -187,6 +187,14 @@ fn run(args: &Args) -> AnyResult<()> {
                     continue;
                 };
                 let (truth, measured) = truth_of(&r, &v.levels, tolerance);
+                if std::env::var("TRACE").is_ok() && !v.holds() && truth {
+                    eprintln!("TRACE {} {} {} {:?}", c.key(), tuning, method, v.levels.iter().map(|l| (l.predicted, l.earliest, l.latest)).collect::<Vec<_>>());
+                    let g = theory::impulse_norms(method, lr, beta, &p.spectrum.eigenvalues, 5).unwrap();
+                    eprintln!("  G0..4 {:?} lr*lmax {} beta {}", g, lr * p.spectrum.lambda_max, beta);
+                    for (t, rec) in v.records().iter().enumerate().step_by(5).take(20) {
+                        eprintln!("  t {t} p {:.3e} phi/p {:.3e} eps/p {:.3e} drift {:.3e} meas {:.3e}", rec.predicted_norm, rec.deviation_norm / rec.predicted_norm, rec.radius / rec.predicted_norm, rec.kernel_drift, (2.0 * r.history.losses()[t]).sqrt());
+                    }
+                }
                 let expected = (c.width == 1024).then(|| {
                     (
                         v.expected_at_width(4096).unwrap_or_default(),

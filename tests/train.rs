@@ -6,7 +6,7 @@ mod support;
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::train::{Control, Parameterization, StepInfo, Stop, Trainer};
 use ntk_momentum::{Error, GradientDescent, HeavyBall, Nesterov, Optimizer, TwoLayerReLU};
-use support::{labels, max_rel_diff, unit_rows};
+use support::{labels, max_rel_diff, unit_rows, SignDescent};
 
 #[derive(Clone, Copy, Debug)]
 enum Method {
@@ -244,23 +244,6 @@ fn bit_identical_across_runs_and_thread_counts() {
 /// gradients; Auto falls back to weight space.
 #[test]
 fn kernel_space_needs_a_linear_optimizer() {
-    struct SignDescent;
-    impl Optimizer<DMatrix<f64>> for SignDescent {
-        fn step(&mut self, params: &mut DMatrix<f64>, grad: &DMatrix<f64>) -> ntk_momentum::Result<()> {
-            params.zip_apply(grad, |p, g| *p -= 1e-3 * g.signum());
-            Ok(())
-        }
-        fn reset(&mut self) {}
-        fn state(&self) -> ntk_momentum::OptimizerState {
-            ntk_momentum::OptimizerState::empty("sign")
-        }
-        fn set_state(&mut self, _: &ntk_momentum::OptimizerState) -> ntk_momentum::Result<()> {
-            Ok(())
-        }
-        fn name(&self) -> &'static str {
-            "sign"
-        }
-    }
     let x = unit_rows(5, 30, 1);
     let y = labels(5, 2);
     let model = TwoLayerReLU::new(30, 64, 0).unwrap();

@@ -10,6 +10,10 @@ use ntk_momentum::ntk::eigendecomposition;
 use ntk_momentum::theory::{self, Method, StepTolerance};
 use ntk_momentum::{Float, GradientDescent, HeavyBall, Nesterov, Optimizer, Parameterization, Trainer, TwoLayerReLU};
 
+mod support;
+
+use support::SignDescent;
+
 const LEVELS: [f64; 3] = [1e-1, 1e-2, 1e-4];
 
 struct Case {
@@ -145,26 +149,6 @@ fn enclosure_without_drift_is_the_prediction() {
             assert_eq!(r.deviation_norm, 0.0);
             assert!(r.radius <= 1e-10 * predicted[0].sqrt(), "{method} step {t}: radius {:e}", r.radius);
         }
-    }
-}
-
-/// An optimizer the linearized prediction does not cover.
-struct SignDescent;
-
-impl Optimizer<DMatrix<f64>> for SignDescent {
-    fn step(&mut self, params: &mut DMatrix<f64>, grad: &DMatrix<f64>) -> ntk_momentum::Result<()> {
-        params.zip_apply(grad, |p, g| *p -= 1e-3 * g.signum());
-        Ok(())
-    }
-    fn reset(&mut self) {}
-    fn state(&self) -> ntk_momentum::OptimizerState {
-        ntk_momentum::OptimizerState::empty("sign_descent")
-    }
-    fn set_state(&mut self, _: &ntk_momentum::OptimizerState) -> ntk_momentum::Result<()> {
-        Ok(())
-    }
-    fn name(&self) -> &'static str {
-        "sign_descent"
     }
 }
 

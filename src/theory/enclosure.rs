@@ -44,10 +44,12 @@
 //!
 //! ```text
 //! ε_t = Σ_{s<t} ‖G_{t−1−s}‖ ν_s,
-//! ν_s = c η ‖E_s‖_F (‖φ_s‖ + ε_s) + β η ‖F_s‖_F (‖φ_{s−1}‖ + ε_{s−1}) + γ (‖p_s‖ + ‖φ_s‖ + ε_s + ‖u‖),
+//! ν_s = ‖−c η E_s φ_s + β η F_s φ_{s−1}‖ + c η ‖E_s‖₂ ε_s + β η ‖F_s‖₂ ε_{s−1} + γ (‖p_s‖ + ‖φ_s‖ + ε_s + ‖u‖),
 //! ```
 //!
-//! (‖·‖_F ≥ ‖·‖₂; γ is an allowance for floating-point rounding, see
+//! (the first term is the norm of a known vector; ‖·‖₂ is bounded from
+//! above by the eigenvalues up to n = 256 and by the Schatten-8 norm
+//! (Σ σᵢ⁸)^{1/8}, at most n^{1/8} times it, beyond; γ is an allowance for floating-point rounding, see
 //! [`PredictionEnclosure::with_rounding`]). Hence, for every step t,
 //!
 //! ```text
@@ -145,6 +147,48 @@ impl ImpulseResponse {
         self.k += 1;
         self.current.iter().fold(0.0_f64, |m, g| m.max(g.abs()))
     }
+}
+
+/// Largest n at which [`spectral_norm_bound`] computes the spectral norm
+/// from the eigenvalues (O(n³) per call) rather than the Schatten-8 bound.
+pub(crate) const EXACT_NORM_MAX: usize = 256;
+
+/// An upper bound on the spectral norm ‖A‖₂ of a square matrix. Up to
+/// [`EXACT_NORM_MAX`] rows: the largest |eigenvalue| of A (symmetric) or the
+/// square root of the largest eigenvalue of AᵀA, plus a relative 1e-12 for
+/// the solver's rounding. Above: the Schatten-8 norm
+/// (Σ σᵢ⁸)^{1/8} = ‖(AᵀA)²‖_F^{1/4} (≤ n^{1/8} ‖A‖₂, against n^{1/2} for the
+/// Frobenius norm), from two products, never below ‖A‖₂ since
+/// σ_max⁸ ≤ Σ σᵢ⁸.
+pub(crate) fn spectral_norm_bound(a: &DMatrix<f64>, symmetric: bool) -> f64 {
+    use crate::linalg::{gemm, symmetric_eigen, Operand};
+    let n = a.nrows();
+    // Scale first so that the powers neither overflow nor underflow.
+    let scale = a.amax();
+    if scale == 0.0 || !scale.is_finite() {
+        return if scale == 0.0 { 0.0 } else { f64::INFINITY };
+    }
+    let frobenius = a.norm();
+    let b = a / scale;
+    let mut g = DMatrix::zeros(n, n);
+    if n <= EXACT_NORM_MAX {
+        let (values, square) = if symmetric {
+            (symmetric_eigen(&b, false), false)
+        } else {
+            gemm(1.0, Operand::t(&b), Operand::n(&b), 0.0, &mut g);
+            (symmetric_eigen(&g, false), true)
+        };
+        if let Ok((values, _)) = values {
+            let top = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+            let norm = if square { top.sqrt() } else { top };
+            return (norm * (1.0 + 1e-12) * scale).min(frobenius);
+        }
+    }
+    let first = if symmetric { Operand::n(&b) } else { Operand::t(&b) };
+    gemm(1.0, first, Operand::n(&b), 0.0, &mut g);
+    let mut g2 = DMatrix::zeros(n, n);
+    gemm(1.0, Operand::n(&g), Operand::n(&g), 0.0, &mut g2);
+    (g2.norm().sqrt().sqrt() * scale).min(frobenius)
 }
 
 /// What the enclosure recorded at one step t.
@@ -442,13 +486,20 @@ impl PredictionEnclosure {
         let (lr, beta, c) = (self.lr, self.momentum, self.c_factor());
         // Known forcing, in two parts: kernel drift and flips.
         let e = h_s - &self.h0;
-        let e_norm = e.norm();
+        let e_norm = spectral_norm_bound(&e, true);
         let mut kernel_force = &e * &self.p[1] * (-c * lr);
+        // The part of the rest that is known as a vector: −c η E_s φ_s + β η F_s φ_{s−1}.
+        let phi = |state: usize| -> DVector<f64> {
+            let coords: Vec<f64> = self.kernel[state].iter().zip(&self.flip[state]).map(|(k, f)| k + f).collect();
+            &self.vectors * DVector::from_vec(coords)
+        };
+        let mut second = &e * phi(1) * (-c * lr);
         let mut f_norm = 0.0;
         if let Some(k) = cross {
             let f = k - &self.h0;
-            f_norm = f.norm();
+            f_norm = spectral_norm_bound(&f, false);
             kernel_force += &f * &self.p[0] * (beta * lr);
+            second += &f * phi(0) * (beta * lr);
         }
         let kernel_coords = self.vectors.tr_mul(&kernel_force);
         let flip_coords = self.vectors.tr_mul(remainder);
@@ -457,8 +508,9 @@ impl PredictionEnclosure {
         let before = if s >= 1 { self.steps[s - 1] } else { self.steps[s] };
         let lambda_max = self.eigenvalues.last().copied().unwrap_or(0.0).max(0.0);
         let gamma = self.rounding * (1.0 + beta + c * lr * lambda_max);
-        let nu = c * lr * e_norm * (now.deviation_norm + now.radius)
-            + beta * lr * f_norm * (before.deviation_norm + before.radius)
+        let nu = second.norm()
+            + c * lr * e_norm * now.radius
+            + beta * lr * f_norm * before.radius
             + gamma * (now.predicted_norm + now.deviation_norm + now.radius + self.output_norm);
         self.nu.push(nu);
         self.impulse.push(self.response.next_norm());
@@ -499,7 +551,7 @@ impl PredictionEnclosure {
             inner: self.c[1].iter().zip(&phi).map(|(c, p)| c * p).sum(),
             kernel_part: norm(&self.kernel[1]),
             flip_part: norm(&self.flip[1]),
-            kernel_drift: if self.h0_norm > 0.0 { e_norm / self.h0_norm } else { 0.0 },
+            kernel_drift: if self.h0_norm > 0.0 { e.norm() / self.h0_norm } else { 0.0 },
         });
         Ok(())
     }

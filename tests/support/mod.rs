@@ -1,5 +1,6 @@
 //! Helpers shared by the training tests: seeded unit-norm inputs, ±1
-//! labels, and the largest relative difference of two sequences.
+//! labels, the largest relative difference of two sequences, and an
+//! optimizer outside the linear family (sign descent).
 
 #![allow(dead_code)]
 
@@ -31,4 +32,26 @@ pub fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
         .zip(b)
         .map(|(x, y)| (x - y).abs() / y.abs().max(1e-300))
         .fold(0.0, f64::max)
+}
+
+/// Sign descent, θ ← θ − 10⁻³ sign(g): an optimizer that is neither linear
+/// in the gradients nor one the linearized prediction covers (its name is
+/// `"sign_descent"`).
+pub struct SignDescent;
+
+impl ntk_momentum::Optimizer<DMatrix<f64>> for SignDescent {
+    fn step(&mut self, params: &mut DMatrix<f64>, grad: &DMatrix<f64>) -> ntk_momentum::Result<()> {
+        params.zip_apply(grad, |p, g| *p -= 1e-3 * g.signum());
+        Ok(())
+    }
+    fn reset(&mut self) {}
+    fn state(&self) -> ntk_momentum::OptimizerState {
+        ntk_momentum::OptimizerState::empty("sign_descent")
+    }
+    fn set_state(&mut self, _: &ntk_momentum::OptimizerState) -> ntk_momentum::Result<()> {
+        Ok(())
+    }
+    fn name(&self) -> &'static str {
+        "sign_descent"
+    }
 }
