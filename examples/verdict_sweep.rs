@@ -3,6 +3,7 @@
 //! with `--data-dir`, the official CIFAR-10 files), tasks, sample counts,
 //! widths, seeds, raw and centred inputs, and tunings (the default; β = 0.9;
 //! η λ_max ∈ {0.5, 1.5}; each method's best tuning for 1e-4 of L_0). For
+//! n runs from 20 to 1000 (n = 500 and 1000 with two tunings each). For
 //! every run it compares the verdict ("the steps to 1e-1, 1e-2 and 1e-4 of
 //! L_0 are within 10 % or 2 steps of the prediction from H(W_0)") with the
 //! truth (the measured steps), and prints the confusion table per method.
@@ -54,6 +55,8 @@ struct Config {
     width: usize,
     seed: u64,
     raw: bool,
+    /// The tunings run on it (all of [`TUNINGS`] except for the largest n).
+    tunings: &'static [&'static str],
 }
 
 impl Config {
@@ -80,6 +83,7 @@ fn configs(shared: bool) -> Vec<Config> {
         width,
         seed,
         raw,
+        tunings: &TUNINGS,
     };
     // Width ladders (for the width estimate): 1024, 4096, 16384.
     let ladders: Vec<(Dataset, bool, Option<&'static str>, usize, u64, bool)> = {
@@ -108,6 +112,20 @@ fn configs(shared: bool) -> Vec<Config> {
     if shared {
         out.push(base(Dataset::Cifar10, true, None, 200, 4096, 3, false));
         out.push(base(Dataset::Cifar10, true, Some("airplane,ship:rest"), 200, 8192, 4, true));
+        // n = 500 and 1000: two tunings each, for time (the shared copy holds 4,000 training images).
+        out.push(Config {
+            tunings: &["default", "beta=0.9"],
+            ..base(Dataset::Cifar10, true, None, 500, 2048, 5, false)
+        });
+        out.push(Config {
+            tunings: &["default", "best"],
+            ..base(Dataset::Cifar10, true, None, 1000, 4096, 0, false)
+        });
+    } else {
+        out.push(Config {
+            tunings: &["default", "best"],
+            ..base(Dataset::Mnist, false, None, 1000, 4096, 0, false)
+        });
     }
     out
 }
@@ -161,7 +179,7 @@ fn run(args: &Args) -> AnyResult<()> {
         let (lr0, beta0, _) = hyperparameters(&p.spectrum, &e);
         let lmax = p.spectrum.lambda_max;
         eprintln!("[{}/{}] {} width {}", k + 1, all.len(), c.key(), c.width);
-        for tuning in TUNINGS {
+        for &tuning in c.tunings {
             for method in Method::ALL {
                 let (lr, beta) = match tuning {
                     "default" => (lr0, beta0),
@@ -187,14 +205,6 @@ fn run(args: &Args) -> AnyResult<()> {
                     continue;
                 };
                 let (truth, measured) = truth_of(&r, &v.levels, tolerance);
-                if std::env::var("TRACE").is_ok() && !v.holds() && truth {
-                    eprintln!("TRACE {} {} {} {:?}", c.key(), tuning, method, v.levels.iter().map(|l| (l.predicted, l.earliest, l.latest)).collect::<Vec<_>>());
-                    let g = theory::impulse_norms(method, lr, beta, &p.spectrum.eigenvalues, 5).unwrap();
-                    eprintln!("  G0..4 {:?} lr*lmax {} beta {}", g, lr * p.spectrum.lambda_max, beta);
-                    for (t, rec) in v.records().iter().enumerate().step_by(5).take(20) {
-                        eprintln!("  t {t} p {:.3e} phi/p {:.3e} eps/p {:.3e} drift {:.3e} meas {:.3e}", rec.predicted_norm, rec.deviation_norm / rec.predicted_norm, rec.radius / rec.predicted_norm, rec.kernel_drift, (2.0 * r.history.losses()[t]).sqrt());
-                    }
-                }
                 let expected = (c.width == 1024).then(|| {
                     (
                         v.expected_at_width(4096).unwrap_or_default(),
@@ -205,7 +215,7 @@ fn run(args: &Args) -> AnyResult<()> {
                     csv,
                     "{},{},{},{},{},{},{},{},{:e},{},{},{}",
                     c.dataset,
-                    c.task.unwrap_or("default"),
+                    format!("\"{}\"", c.task.unwrap_or("default")),
                     c.n,
                     c.width,
                     c.seed,

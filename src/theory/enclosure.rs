@@ -200,8 +200,17 @@ pub struct EnclosureStep {
     /// ‖p_t + φ_t‖: the prediction with the first-order response to the
     /// kernel drift and the flips (the band's centre).
     pub centre_norm: f64,
-    /// ε_t: the band's half-width (the bounded rest).
+    /// ε_t: the half-width of the band around the centre (the bounded rest).
     pub radius: f64,
+    /// The enclosure of ‖ξ_t‖ actually used: [centre − ε, centre + ε],
+    /// intersected with the re-anchored enclosure's where there is one
+    /// ([`PredictionEnclosure::with_reanchoring`]).
+    pub lower_norm: f64,
+    /// See `lower_norm`.
+    pub upper_norm: f64,
+    /// ‖q_t‖ of the re-anchored prediction (from the kernel at the
+    /// re-anchoring step, started from ξ_0), where there is one.
+    pub repredicted_norm: Option<f64>,
     /// ‖φ_t‖.
     pub deviation_norm: f64,
     /// ⟨p_t, φ_t⟩ (with the norms, the centre for any rescaled φ: see
@@ -216,11 +225,10 @@ pub struct EnclosureStep {
 }
 
 impl EnclosureStep {
-    /// The loss band [½ max(0, ‖p + φ‖ − ε)², ½ (‖p + φ‖ + ε)²] at this step.
+    /// The loss band [½ lower², ½ upper²] at this step: ½ (max(0, ‖p + φ‖ − ε))²
+    /// to ½ (‖p + φ‖ + ε)², intersected with the re-anchored band.
     pub fn loss_band(&self) -> (f64, f64) {
-        let lo = (self.centre_norm - self.radius).max(0.0);
-        let hi = self.centre_norm + self.radius;
-        (0.5 * lo * lo, 0.5 * hi * hi)
+        (0.5 * self.lower_norm * self.lower_norm, 0.5 * self.upper_norm * self.upper_norm)
     }
 
     /// The predicted loss ½‖p_t‖².
@@ -290,6 +298,20 @@ pub struct PredictionEnclosure {
     rounding: f64,
     output_norm: f64,
     steps: Vec<EnclosureStep>,
+    xi0: DVector<f64>,
+    reanchor: Option<Reanchor>,
+}
+
+/// A second enclosure of the same run around the prediction from the
+/// kernel at step `at` (see [`PredictionEnclosure::with_reanchoring`]).
+#[derive(Clone, Debug)]
+struct Reanchor {
+    at: usize,
+    /// The pushes before `at`, replayed into the second enclosure.
+    stored: Vec<(DMatrix<f64>, Option<DMatrix<f64>>, DVector<f64>)>,
+    enclosure: Option<Box<PredictionEnclosure>>,
+    /// Set when the second enclosure could not start (unstable on H_at).
+    abandoned: bool,
 }
 
 impl PredictionEnclosure {
@@ -366,11 +388,16 @@ impl PredictionEnclosure {
             rounding: 64.0 * f64::EPSILON,
             output_norm: xi_norm,
             steps: Vec::new(),
+            xi0: xi0.clone(),
+            reanchor: None,
         };
         enclosure.steps.push(EnclosureStep {
             predicted_norm: xi_norm,
             centre_norm: xi_norm,
             radius: 0.0,
+            lower_norm: xi_norm,
+            upper_norm: xi_norm,
+            repredicted_norm: None,
             deviation_norm: 0.0,
             inner: 0.0,
             kernel_part: 0.0,
@@ -443,6 +470,83 @@ impl PredictionEnclosure {
     /// NaN or infinite entries, [`Error::InvalidParameter`] for NAG at
     /// s ≥ 1 without `cross`.
     pub fn push(&mut self, h_s: &DMatrix<f64>, cross: Option<&DMatrix<f64>>, remainder: &DVector<f64>) -> Result<()> {
+        let s = self.steps.len() - 1;
+        self.push_one(h_s, cross, remainder)?;
+        let Some(re) = self.reanchor.as_mut() else {
+            return Ok(());
+        };
+        if re.abandoned {
+            return Ok(());
+        }
+        if s < re.at {
+            re.stored.push((h_s.clone(), cross.cloned(), remainder.clone()));
+            return Ok(());
+        }
+        if re.enclosure.is_none() {
+            let (method, lr, momentum) = (self.method, self.lr, self.momentum);
+            let started = PredictionEnclosure::new(method, lr, momentum, h_s, &self.xi0)
+                .and_then(|e| e.with_rounding(self.rounding / 64.0, self.output_norm));
+            let Ok(mut second) = started else {
+                re.abandoned = true;
+                re.stored.clear();
+                return Ok(());
+            };
+            for (h, k, r) in std::mem::take(&mut re.stored) {
+                second.push_one(&h, k.as_ref(), &r)?;
+            }
+            re.enclosure = Some(Box::new(second));
+        }
+        let second = re.enclosure.as_mut().map(|b| &mut **b);
+        if let Some(second) = second {
+            second.push_one(h_s, cross, remainder)?;
+            // Intersect every step the second enclosure covers (all of them once it starts).
+            for (mine, other) in self.steps.iter_mut().zip(&second.steps) {
+                mine.lower_norm = mine.lower_norm.max(other.lower_norm);
+                mine.upper_norm = mine.upper_norm.min(other.upper_norm).max(mine.lower_norm);
+                mine.repredicted_norm = Some(other.predicted_norm);
+            }
+        }
+        Ok(())
+    }
+
+    /// Also encloses the run around the prediction from the kernel at step
+    /// `at` (H_at, known once the run gets there), started from the same
+    /// ξ_0: the same identity with H_at as reference (its drift
+    /// H_t − H_at is small once the kernel has settled, so its bounded rest
+    /// grows far less over long runs), and intersects the two bands — both
+    /// enclose ‖ξ_t‖, so their intersection does. The pushes before `at`
+    /// are kept (2 n² f64 each) and replayed. Nothing changes if the
+    /// method is unstable on H_at.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `at` = 0 or after the first push.
+    pub fn with_reanchoring(mut self, at: usize) -> Result<Self> {
+        if at == 0 || self.steps.len() > 1 {
+            return Err(Error::invalid(
+                "at",
+                at,
+                "a re-anchoring step >= 1, set before the first push",
+            ));
+        }
+        self.reanchor = Some(Reanchor {
+            at,
+            stored: Vec::new(),
+            enclosure: None,
+            abandoned: false,
+        });
+        Ok(self)
+    }
+
+    /// The step whose kernel the second enclosure is anchored at, once it
+    /// has started.
+    pub fn reanchored_at(&self) -> Option<usize> {
+        self.reanchor
+            .as_ref()
+            .filter(|r| r.enclosure.is_some())
+            .map(|r| r.at)
+    }
+
+    fn push_one(&mut self, h_s: &DMatrix<f64>, cross: Option<&DMatrix<f64>>, remainder: &DVector<f64>) -> Result<()> {
         let n = self.h0.nrows();
         let s = self.steps.len() - 1;
         let check = |what: &str, m: &DMatrix<f64>| -> Result<()> {
@@ -543,10 +647,14 @@ impl PredictionEnclosure {
         let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
         let phi: Vec<f64> = self.kernel[1].iter().zip(&self.flip[1]).map(|(k, f)| k + f).collect();
         let centre: Vec<f64> = self.c[1].iter().zip(&phi).map(|(c, p)| c + p).collect();
+        let centre_norm = norm(&centre);
         self.steps.push(EnclosureStep {
             predicted_norm: norm(&self.c[1]),
-            centre_norm: norm(&centre),
+            centre_norm,
             radius,
+            lower_norm: (centre_norm - radius).max(0.0),
+            upper_norm: centre_norm + radius,
+            repredicted_norm: None,
             deviation_norm: norm(&phi),
             inner: self.c[1].iter().zip(&phi).map(|(c, p)| c * p).sum(),
             kernel_part: norm(&self.kernel[1]),

@@ -78,6 +78,10 @@ pub struct LevelVerdict {
     /// first order for the kernel drift and the flips of this run) reaches
     /// it.
     pub first_order: Option<usize>,
+    /// The step at which the re-prediction from the kernel at the
+    /// re-anchoring step ([`Verdict::reanchored_at`]), started from ξ_0,
+    /// reaches it: how much of a gap the kernel's drift explains.
+    pub repredicted: Option<usize>,
     /// Guaranteed: the run's step count at this level is within the
     /// tolerance of `predicted` (or the prediction and the run both stay
     /// above the level for every step enclosed).
@@ -132,25 +136,34 @@ pub struct Verdict {
     /// The width of the network the run used (for
     /// [`Verdict::expected_at_width`]).
     pub width: usize,
+    /// The step whose kernel the second enclosure was anchored at, if one
+    /// ran ([`PredictionEnclosure::with_reanchoring`]).
+    pub reanchored_at: Option<usize>,
     records: Vec<EnclosureStep>,
 }
 
 /// The band's step counts for a level: (predicted, earliest, latest, centre).
-fn crossings(records: &[EnclosureStep], level: f64, scale: f64) -> [Option<usize>; 4] {
+fn crossings(records: &[EnclosureStep], level: f64, scale: f64) -> [Option<usize>; 5] {
     let l0 = records[0].predicted_loss();
     let target = level * l0;
-    let mut out = [None; 4];
+    let mut out = [None; 5];
     for (t, r) in records.iter().enumerate() {
-        // Centre and radius with φ scaled by `scale` (and the rest, second order, by max(scale, scale²)).
+        // Centre and radius with φ scaled by `scale` (and the rest, second order, by max(scale, scale²));
+        // at scale 1 the band actually enclosed (with the re-anchored one).
         let centre_sq = r.predicted_norm.powi(2) + 2.0 * scale * r.inner + (scale * r.deviation_norm).powi(2);
         let centre = centre_sq.max(0.0).sqrt();
         let radius = r.radius * scale.max(scale * scale);
-        let lo = (centre - radius).max(0.0);
+        let (lo, hi) = if scale == 1.0 {
+            (r.lower_norm, r.upper_norm)
+        } else {
+            ((centre - radius).max(0.0), centre + radius)
+        };
         let values = [
             r.predicted_loss(),
             0.5 * lo * lo,
-            0.5 * (centre + radius).powi(2),
+            0.5 * hi * hi,
             0.5 * centre * centre,
+            0.5 * r.repredicted_norm.unwrap_or(f64::INFINITY).powi(2),
         ];
         for (o, v) in out.iter_mut().zip(values) {
             if o.is_none() && v <= target {
@@ -162,7 +175,7 @@ fn crossings(records: &[EnclosureStep], level: f64, scale: f64) -> [Option<usize
 }
 
 fn level_verdict(records: &[EnclosureStep], level: f64, scale: f64, tolerance: StepTolerance) -> LevelVerdict {
-    let [predicted, earliest, latest, first_order] = crossings(records, level, scale);
+    let [predicted, earliest, latest, first_order, repredicted] = crossings(records, level, scale);
     let holds = match (predicted, earliest, latest) {
         (Some(p), Some(a), Some(b)) => tolerance.allows(p, a) && tolerance.allows(p, b),
         // Nothing consistent with the band reaches the level, nor does the prediction.
@@ -175,6 +188,7 @@ fn level_verdict(records: &[EnclosureStep], level: f64, scale: f64, tolerance: S
         earliest,
         latest,
         first_order,
+        repredicted,
         holds,
     }
 }
@@ -250,6 +264,7 @@ pub fn verdict(
         flip_part: last.flip_part / last.predicted_norm,
         mode_shares: [slow, (1.0 - slow - stiff).max(0.0), stiff],
         width,
+        reanchored_at: enclosure.reanchored_at(),
         records: records.to_vec(),
     })
 }
@@ -267,11 +282,14 @@ impl Verdict {
     }
 
     /// An estimate, not a guarantee: the verdict expected for the same data,
-    /// seed law and tuning at width `width`, assuming the first-order
+    /// seed law and tuning at width `width` (at this run's own width: the
+    /// verdict itself), assuming the first-order
     /// deviation scales like 1/√m (the kernel drift and the flips of a
     /// two-layer network in the NTK parameterization do: Du et al. 2019,
     /// the weights move O(1/√m) per unit) and the bounded rest like 1/m
-    /// (second order; taken as 1/√m when widening, which overstates it).
+    /// (second order; taken as 1/√m when widening, which overstates it), from
+    /// the enclosure around H(W_0) alone (the re-anchored one is not
+    /// rescaled).
     /// One level verdict per level of this verdict.
     ///
     /// # Errors
@@ -338,13 +356,14 @@ impl fmt::Display for Verdict {
         for l in &self.levels {
             write!(
                 f,
-                " {:.0e}: predicted {}, run in [{}, {}] ({}; first-order {}).",
+                " {:.0e}: predicted {}, run in [{}, {}] ({}; first-order {}, re-predicted {}).",
                 l.level,
                 fmt_steps(l.predicted),
                 fmt_steps(l.earliest),
                 fmt_steps(l.latest),
                 if l.holds { "holds" } else { "not certified" },
-                fmt_steps(l.first_order)
+                fmt_steps(l.first_order),
+                fmt_steps(l.repredicted)
             )?;
         }
         write!(
@@ -359,6 +378,13 @@ impl fmt::Display for Verdict {
             100.0 * self.mode_shares[0],
             100.0 * self.mode_shares[1],
             100.0 * self.mode_shares[2]
-        )
+        )?;
+        match self.reanchored_at {
+            Some(at) => write!(
+                f,
+                " Band intersected with the enclosure around the re-prediction from H(W_{at}) (started from xi_0)."
+            ),
+            None => Ok(()),
+        }
     }
 }

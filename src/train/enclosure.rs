@@ -11,6 +11,11 @@ use crate::linalg::{co_activation_from_bits, pack_activations, relu_outputs, Pre
 use crate::theory::{Method, PredictionEnclosure};
 use crate::{Error, Float, OptimizerState, Result};
 
+/// The step whose kernel H(W_t) the trainer's second enclosure is anchored
+/// at (see [`PredictionEnclosure::with_reanchoring`]): by then the kernel of
+/// the runs in the README has done most of its drift.
+pub(super) const REANCHOR_STEP: usize = 16;
+
 /// Whether and how the run encloses its prediction.
 pub(super) enum EnclosureState<T: Float> {
     /// Not requested.
@@ -98,8 +103,13 @@ impl<T: Float> EnclosureTracker<T> {
         let unit_roundoff = T::default_epsilon().to_f64() * ((m as f64).sqrt() / 4.0).max(1.0);
         let output_norm = u0.iter().map(|v| v.to_f64().powi(2)).sum::<f64>().sqrt()
             + y.iter().map(|v| v.to_f64().powi(2)).sum::<f64>().sqrt();
-        let enclosure =
+        let mut enclosure =
             PredictionEnclosure::new(method, lr, momentum, &h0, &xi0)?.with_rounding(unit_roundoff, output_norm)?;
+        // Re-anchoring keeps REANCHOR_STEP pushes (two n x n f64 each); skipped where the budget refuses them.
+        let kept = crate::memory::bytes_of(&[n, n, 2 * REANCHOR_STEP], 8);
+        if crate::memory::reserve(|| "the re-anchored enclosure's kept kernels".to_string(), &[kept]).is_ok() {
+            enclosure = enclosure.with_reanchoring(REANCHOR_STEP)?;
+        }
         Ok(EnclosureTracker {
             enclosure,
             hyperparameters,
