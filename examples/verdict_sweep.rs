@@ -86,24 +86,32 @@ fn configs(shared: bool) -> Vec<Config> {
         tunings: &TUNINGS,
     };
     // Width ladders (for the width estimate): 1024, 4096, 16384.
-    let ladders: Vec<(Dataset, bool, Option<&'static str>, usize, u64, bool)> = {
-        let mut l = vec![
-            (Dataset::Cifar10, false, None, 20, 1, false),
-            (Dataset::Mnist, false, None, 50, 2, false),
-            (Dataset::FashionMnist, false, None, 50, 3, true),
-            (Dataset::Mnist, false, None, 100, 4, true),
-            (Dataset::FashionMnist, false, None, 100, 5, false),
-        ];
-        if shared {
-            l.push((Dataset::Cifar10, true, Some("automobile,truck:rest"), 40, 1, true));
-            l.push((Dataset::Cifar10, true, None, 100, 7, false));
-            l.push((Dataset::Cifar10, true, Some("cat:dog"), 60, 2, false));
-        }
-        l
-    };
-    for (dataset, sh, task, n, seed, raw) in ladders {
+    let mut ladders = vec![
+        base(Dataset::Cifar10, false, None, 20, 0, 1, false),
+        base(Dataset::Mnist, false, None, 50, 0, 2, false),
+        base(Dataset::FashionMnist, false, None, 50, 0, 3, true),
+        base(Dataset::Mnist, false, None, 100, 0, 4, true),
+        base(Dataset::FashionMnist, false, None, 100, 0, 5, false),
+    ];
+    if shared {
+        ladders.push(base(
+            Dataset::Cifar10,
+            true,
+            Some("automobile,truck:rest"),
+            40,
+            0,
+            1,
+            true,
+        ));
+        ladders.push(base(Dataset::Cifar10, true, None, 100, 0, 7, false));
+        ladders.push(base(Dataset::Cifar10, true, Some("cat:dog"), 60, 0, 2, false));
+    }
+    for ladder in ladders {
         for width in [1024, 4096, 16384] {
-            out.push(base(dataset, sh, task, n, width, seed, raw));
+            out.push(Config {
+                width,
+                ..ladder.clone()
+            });
         }
     }
     // Larger n at width 4096.
@@ -111,7 +119,15 @@ fn configs(shared: bool) -> Vec<Config> {
     out.push(base(Dataset::FashionMnist, false, None, 200, 4096, 8, true));
     if shared {
         out.push(base(Dataset::Cifar10, true, None, 200, 4096, 3, false));
-        out.push(base(Dataset::Cifar10, true, Some("airplane,ship:rest"), 200, 8192, 4, true));
+        out.push(base(
+            Dataset::Cifar10,
+            true,
+            Some("airplane,ship:rest"),
+            200,
+            8192,
+            4,
+            true,
+        ));
         // n = 500 and 1000: two tunings each, for time (the shared copy holds 4,000 training images).
         out.push(Config {
             tunings: &["default", "beta=0.9"],
@@ -213,9 +229,9 @@ fn run(args: &Args) -> AnyResult<()> {
                 });
                 let _ = write!(
                     csv,
-                    "{},{},{},{},{},{},{},{},{:e},{},{},{}",
+                    "{},\"{}\",{},{},{},{},{},{},{:e},{},{},{}",
                     c.dataset,
-                    format!("\"{}\"", c.task.unwrap_or("default")),
+                    c.task.unwrap_or("default"),
                     c.n,
                     c.width,
                     c.seed,
@@ -229,14 +245,7 @@ fn run(args: &Args) -> AnyResult<()> {
                 );
                 let f = |s: Option<usize>| s.map_or("-".into(), |s| s.to_string());
                 for (l, m) in v.levels.iter().zip(&measured) {
-                    let _ = write!(
-                        csv,
-                        ",{},{},{}..{}",
-                        f(l.predicted),
-                        f(*m),
-                        f(l.earliest),
-                        f(l.latest)
-                    );
+                    let _ = write!(csv, ",{},{},{}..{}", f(l.predicted), f(*m), f(l.earliest), f(l.latest));
                 }
                 csv.push('\n');
                 outcomes.push(Outcome {
@@ -346,7 +355,10 @@ fn report(outcomes: &[Outcome], skipped: usize, tolerance: StepTolerance) -> Str
         total.not_false,
         100.0 * total.recall()
     );
-    let _ = writeln!(s, "(recall: of the runs where the prediction in fact holds, the share the verdict certifies)");
+    let _ = writeln!(
+        s,
+        "(recall: of the runs where the prediction in fact holds, the share the verdict certifies)"
+    );
     // False "holds": must be none.
     for o in outcomes.iter().filter(|o| o.holds && !o.truth) {
         let _ = writeln!(
@@ -368,10 +380,10 @@ fn report(outcomes: &[Outcome], skipped: usize, tolerance: StepTolerance) -> Str
         let failing: Vec<&LevelVerdict> = o.levels.iter().filter(|l| !l.holds).collect();
         if failing.iter().any(|l| l.latest.is_none() && l.predicted.is_some()) {
             not_reached += 1;
-        } else if failing
-            .iter()
-            .any(|l| l.predicted.is_some_and(|p| !l.first_order.is_some_and(|f| tolerance.allows(p, f))))
-        {
+        } else if failing.iter().any(|l| {
+            l.predicted
+                .is_some_and(|p| !l.first_order.is_some_and(|f| tolerance.allows(p, f)))
+        }) {
             shift += 1;
         } else {
             wide += 1;

@@ -75,10 +75,17 @@ fn sweep<T: Float>(args: &Args) -> AnyResult<()> {
             let measured = fit.as_ref().map_or(f64::NAN, |f| f.rate);
             // Against the linearized trajectory fitted over the same window
             // (the spectral rate alone misses the transient in the window).
-            let gap = theory::regime(r.method, r.lr, r.momentum, &r.history, &r.predicted_losses, REGIME_TOLERANCE)
-                .ok()
-                .and_then(|v| v.exponent_gap)
-                .map_or(f64::NAN, f64::abs);
+            let gap = theory::regime(
+                r.method,
+                r.lr,
+                r.momentum,
+                &r.history,
+                &r.predicted_losses,
+                REGIME_TOLERANCE,
+            )
+            .ok()
+            .and_then(|v| v.exponent_gap)
+            .map_or(f64::NAN, f64::abs);
             let lmin = |d: Option<&ntk_momentum::Diagnostics>| d.and_then(|d| d.ntk_lambda_min);
             let lambda_min_change = match (lmin(r.history.diagnostics().first()), lmin(d.as_ref())) {
                 (Some(a), Some(b)) => b / a - 1.0,

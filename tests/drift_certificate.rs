@@ -103,12 +103,21 @@ proptest! {
 #[test]
 fn drift_certificate_refuses_bad_input() {
     let cert = DriftCertificate::new(Method::Nesterov, 0.5, 0.5, &[1.0, 0.5]).unwrap();
-    assert!(cert.bounds(&[0.1, 0.1], &[0.1]).is_err(), "NAG needs a cross bound per step");
+    assert!(
+        cert.bounds(&[0.1, 0.1], &[0.1]).is_err(),
+        "NAG needs a cross bound per step"
+    );
     assert!(cert.bounds(&[f64::NAN], &[0.0]).is_err());
     assert!(cert.bounds(&[-1.0], &[0.0]).is_err());
     assert!(cert.first_violation(&[1.0], &[0.1], &[0.1]).is_err(), "too few norms");
-    assert!(cert.first_violation(&[0.0, 0.0], &[0.1], &[0.1]).is_err(), "zero initial norm");
-    assert!(DriftCertificate::new(Method::HeavyBall, 5.0, 0.5, &[1.0]).is_err(), "unstable");
+    assert!(
+        cert.first_violation(&[0.0, 0.0], &[0.1], &[0.1]).is_err(),
+        "zero initial norm"
+    );
+    assert!(
+        DriftCertificate::new(Method::HeavyBall, 5.0, 0.5, &[1.0]).is_err(),
+        "unstable"
+    );
     // A run that leaves the bound is caught at the step where it does.
     let hb = DriftCertificate::new(Method::HeavyBall, 0.5, 0.5, &[1.0]).unwrap();
     let b = hb.bounds(&[0.0; 3], &[]).unwrap();

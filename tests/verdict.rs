@@ -145,9 +145,16 @@ fn enclosure_without_drift_is_the_prediction() {
         }
         for (t, (r, p)) in e.steps().iter().zip(&predicted).enumerate() {
             let l = r.predicted_loss();
-            assert!((l - p).abs() <= 1e-12 * predicted[0], "{method} step {t}: {l:e} vs {p:e}");
+            assert!(
+                (l - p).abs() <= 1e-12 * predicted[0],
+                "{method} step {t}: {l:e} vs {p:e}"
+            );
             assert_eq!(r.deviation_norm, 0.0);
-            assert!(r.radius <= 1e-10 * predicted[0].sqrt(), "{method} step {t}: radius {:e}", r.radius);
+            assert!(
+                r.radius <= 1e-10 * predicted[0].sqrt(),
+                "{method} step {t}: radius {:e}",
+                r.radius
+            );
         }
     }
 }
@@ -172,24 +179,32 @@ fn verdict_refuses_what_it_cannot_certify() {
     assert!(t.verdict(&[], tol).is_err(), "no level");
     assert!(t.verdict(&[1.5], tol).is_err(), "level above 1");
     assert!(t.verdict(&[0.0], tol).is_err(), "level 0");
-    let bad = StepTolerance { relative: f64::NAN, steps: 2 };
+    let bad = StepTolerance {
+        relative: f64::NAN,
+        steps: 2,
+    };
     assert!(t.verdict(&LEVELS, bad).is_err(), "NaN tolerance");
     // Continued without the enclosure from step 0: refused with the reason.
     let mut resumed = t.enclose_prediction(false).enclose_prediction(true).max_steps(10);
     resumed.run(&x, &y).unwrap();
     assert!(message(resumed.verdict(&LEVELS, tol)).contains("not 0"));
 
-    let mut custom = Trainer::new(model.clone(), SignDescent).max_steps(5).enclose_prediction(true);
+    let mut custom = Trainer::new(model.clone(), SignDescent)
+        .max_steps(5)
+        .enclose_prediction(true);
     custom.run(&x, &y).unwrap();
     assert!(message(custom.verdict(&LEVELS, tol)).contains("sign_descent"));
 
     let schedule = ntk_momentum::Schedule::step_decay(0.1, 0.5, 2).unwrap();
-    let mut scheduled =
-        Trainer::new(model.clone(), Nesterov::with_schedules(schedule, 0.5).unwrap()).max_steps(5).enclose_prediction(true);
+    let mut scheduled = Trainer::new(model.clone(), Nesterov::with_schedules(schedule, 0.5).unwrap())
+        .max_steps(5)
+        .enclose_prediction(true);
     scheduled.run(&x, &y).unwrap();
     assert!(message(scheduled.verdict(&LEVELS, tol)).contains("changed during the run"));
 
-    let mut diverging = Trainer::new(model, HeavyBall::new(1e3, 0.5).unwrap()).max_steps(50).enclose_prediction(true);
+    let mut diverging = Trainer::new(model, HeavyBall::new(1e3, 0.5).unwrap())
+        .max_steps(50)
+        .enclose_prediction(true);
     assert!(diverging.run(&x, &y).is_err());
     let m = message(diverging.verdict(&LEVELS, tol));
     assert!(m.contains("diverged") || m.contains("stable"), "{m}");

@@ -88,12 +88,20 @@ impl DriftCertificate {
             ));
         }
         for (name, values) in [("drift", drift), ("cross", cross)] {
-            if let Some((s, v)) = values.iter().enumerate().find(|(_, v)| !(**v >= 0.0)) {
-                return Err(Error::invalid(name, format!("{v} at step {s}"), "bounds >= 0 (not NaN)"));
+            if let Some((s, v)) = values.iter().enumerate().find(|(_, v)| v.is_nan() || **v < 0.0) {
+                return Err(Error::invalid(
+                    name,
+                    format!("{v} at step {s}"),
+                    "bounds >= 0 (not NaN)",
+                ));
             }
         }
         let steps = drift.len();
-        let c = if method == Method::Nesterov { 1.0 + momentum } else { 1.0 };
+        let c = if method == Method::Nesterov {
+            1.0 + momentum
+        } else {
+            1.0
+        };
         let g = impulse_norms(method, lr, momentum, &self.eigenvalues, steps)?;
         let p: Vec<f64> = (0..=steps).map(|t| self.base.bound(t)).collect();
         let mut e = vec![0.0; steps + 1];
@@ -129,9 +137,8 @@ impl DriftCertificate {
             return Err(Error::invalid("norms[0]", n0, "a finite initial norm > 0"));
         }
         let b = self.bounds(drift, cross)?;
-        Ok(b
-            .iter()
+        Ok(b.iter()
             .zip(norms)
-            .position(|(b, n)| !(n / n0 <= b * (1.0 + super::CHECK_SLACK))))
+            .position(|(b, n)| (n / n0).is_nan() || n / n0 > b * (1.0 + super::CHECK_SLACK)))
     }
 }

@@ -228,7 +228,10 @@ impl EnclosureStep {
     /// The loss band [½ lower², ½ upper²] at this step: ½ (max(0, ‖p + φ‖ − ε))²
     /// to ½ (‖p + φ‖ + ε)², intersected with the re-anchored band.
     pub fn loss_band(&self) -> (f64, f64) {
-        (0.5 * self.lower_norm * self.lower_norm, 0.5 * self.upper_norm * self.upper_norm)
+        (
+            0.5 * self.lower_norm * self.lower_norm,
+            0.5 * self.upper_norm * self.upper_norm,
+        )
     }
 
     /// The predicted loss ½‖p_t‖².
@@ -302,13 +305,16 @@ pub struct PredictionEnclosure {
     reanchor: Option<Reanchor>,
 }
 
+/// One push's inputs: H_s, the cross kernel (NAG), the remainder.
+type Push = (DMatrix<f64>, Option<DMatrix<f64>>, DVector<f64>);
+
 /// A second enclosure of the same run around the prediction from the
 /// kernel at step `at` (see [`PredictionEnclosure::with_reanchoring`]).
 #[derive(Clone, Debug)]
 struct Reanchor {
     at: usize,
     /// The pushes before `at`, replayed into the second enclosure.
-    stored: Vec<(DMatrix<f64>, Option<DMatrix<f64>>, DVector<f64>)>,
+    stored: Vec<Push>,
     enclosure: Option<Box<PredictionEnclosure>>,
     /// Set when the second enclosure could not start (unstable on H_at).
     abandoned: bool,
@@ -496,7 +502,7 @@ impl PredictionEnclosure {
             }
             re.enclosure = Some(Box::new(second));
         }
-        let second = re.enclosure.as_mut().map(|b| &mut **b);
+        let second = re.enclosure.as_deref_mut();
         if let Some(second) = second {
             second.push_one(h_s, cross, remainder)?;
             // Intersect every step the second enclosure covers (all of them once it starts).
@@ -540,10 +546,7 @@ impl PredictionEnclosure {
     /// The step whose kernel the second enclosure is anchored at, once it
     /// has started.
     pub fn reanchored_at(&self) -> Option<usize> {
-        self.reanchor
-            .as_ref()
-            .filter(|r| r.enclosure.is_some())
-            .map(|r| r.at)
+        self.reanchor.as_ref().filter(|r| r.enclosure.is_some()).map(|r| r.at)
     }
 
     fn push_one(&mut self, h_s: &DMatrix<f64>, cross: Option<&DMatrix<f64>>, remainder: &DVector<f64>) -> Result<()> {
@@ -594,7 +597,11 @@ impl PredictionEnclosure {
         let mut kernel_force = &e * &self.p[1] * (-c * lr);
         // The part of the rest that is known as a vector: −c η E_s φ_s + β η F_s φ_{s−1}.
         let phi = |state: usize| -> DVector<f64> {
-            let coords: Vec<f64> = self.kernel[state].iter().zip(&self.flip[state]).map(|(k, f)| k + f).collect();
+            let coords: Vec<f64> = self.kernel[state]
+                .iter()
+                .zip(&self.flip[state])
+                .map(|(k, f)| k + f)
+                .collect();
             &self.vectors * DVector::from_vec(coords)
         };
         let mut second = &e * phi(1) * (-c * lr);
@@ -659,7 +666,11 @@ impl PredictionEnclosure {
             inner: self.c[1].iter().zip(&phi).map(|(c, p)| c * p).sum(),
             kernel_part: norm(&self.kernel[1]),
             flip_part: norm(&self.flip[1]),
-            kernel_drift: if self.h0_norm > 0.0 { e.norm() / self.h0_norm } else { 0.0 },
+            kernel_drift: if self.h0_norm > 0.0 {
+                e.norm() / self.h0_norm
+            } else {
+                0.0
+            },
         });
         Ok(())
     }

@@ -328,7 +328,7 @@ impl Verdict {
             .filter_map(|k| {
                 if k < 0 {
                     let d = 1usize << (-k);
-                    (self.width % d == 0 && self.width / d > 0).then(|| self.width / d)
+                    (self.width.is_multiple_of(d) && self.width / d > 0).then(|| self.width / d)
                 } else {
                     self.width.checked_mul(1usize << k)
                 }

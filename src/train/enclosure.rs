@@ -3,8 +3,6 @@
 //! pre-activations at every step (see [`crate::theory::PredictionEnclosure`]
 //! for the mathematics).
 
-use std::rc::Rc;
-
 use nalgebra::{DMatrix, DVector};
 
 use crate::linalg::{co_activation_from_bits, pack_activations, relu_outputs, Preactivations};
@@ -52,7 +50,8 @@ pub(super) struct EnclosureTracker<T: Float> {
     pub(super) enclosure: PredictionEnclosure,
     /// (method, η, β) at the start, to detect schedules.
     pub(super) hyperparameters: (Method, f64, f64),
-    kernel: Rc<DMatrix<T>>,
+    /// K = X Xᵀ (an own copy: the trainer stays `Send`).
+    kernel: DMatrix<T>,
     /// P_{t−1} and scratch for P_t.
     previous: DMatrix<T>,
     current: DMatrix<T>,
@@ -76,7 +75,7 @@ impl<T: Float> EnclosureTracker<T> {
     /// Starts at step 0 from `p0` = P_0, the output weights and targets.
     pub(super) fn start(
         hyperparameters: (Method, f64, f64),
-        kernel: Rc<DMatrix<T>>,
+        kernel: DMatrix<T>,
         p0: Preactivations<'_, T>,
         output_weights: &DVector<T>,
         y: &DVector<T>,
@@ -86,6 +85,7 @@ impl<T: Float> EnclosureTracker<T> {
             || format!("the prediction enclosure of {n} samples (n x n kernels, the m x n pre-activations twice)"),
             &[
                 crate::memory::bytes_of(&[n, n, 6], 8),
+                crate::memory::bytes_of(&[n, n], std::mem::size_of::<T>()),
                 crate::memory::bytes_of(&[m, n, 2], std::mem::size_of::<T>()),
             ],
         )?;

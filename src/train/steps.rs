@@ -296,11 +296,11 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             )),
             EnclosureState::Requested => {
                 let kernel = match coordinates {
-                    Coordinates::Kernel { kernel, .. } => Rc::clone(kernel),
+                    Coordinates::Kernel { kernel, .. } => DMatrix::clone(kernel),
                     Coordinates::Weight { .. } => {
                         let mut k = DMatrix::zeros(x.nrows(), x.nrows());
                         gram_of_columns(Operand::t(x), &mut k);
-                        Rc::new(k)
+                        k
                     }
                 };
                 let started = linear_method(&self.optimizer.state())

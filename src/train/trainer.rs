@@ -232,11 +232,16 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// [`crate::Nesterov`] with constant hyper-parameters, the run must
     /// start at step 0 and have at most
     /// [`NTK_DRIFT_MAX_SAMPLES`](super::NTK_DRIFT_MAX_SAMPLES) samples. Cost
-    /// per step: about n² m / 32 popcount operations (two masks products for
-    /// NAG, one otherwise), a pass over the m × n pre-activations and
-    /// O(n²) flops; memory: six n × n f64 matrices and two m × n ones, plus
-    /// one eigendecomposition of H(W_0) at the start (O(n³)). Not saved in
-    /// checkpoints: a run resumed from one has no enclosure. Default off.
+    /// per step: about n² m / 32 popcount operations (two mask products for
+    /// NAG, one otherwise), a pass over the m × n pre-activations, and a
+    /// spectral-norm bound of the drift (eigenvalues up to n = 256, two
+    /// n × n products beyond), twice from step 16 on; memory: about eight
+    /// n × n f64 matrices, two m × n ones, and the kernels of the first 16
+    /// steps (2 · 16 n × n f64) for the second enclosure, re-anchored at
+    /// H(W_16) ([`PredictionEnclosure::with_reanchoring`]; skipped if the
+    /// memory budget refuses them), plus one eigendecomposition of H(W_0)
+    /// and one of H(W_16) (O(n³)). Not saved in checkpoints: a run resumed
+    /// from one has no enclosure. Default off.
     ///
     /// # Examples
     /// ```
