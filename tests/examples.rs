@@ -100,7 +100,7 @@ fn cifar_subset_runs_on_embedded_data() {
 }
 
 /// The acceleration report: steps to levels (predicted and measured), the
-/// regime verdicts, the claim check and the best-tuned runs.
+/// verdicts, the claim check and the best-tuned runs.
 #[test]
 fn cifar_subset_reports_levels_verdicts_and_tunings() {
     let dir = out_dir("cifar-tuned");
@@ -114,8 +114,10 @@ fn cifar_subset_reports_levels_verdicts_and_tunings() {
         "Steps to a fraction of L_0",
         "rate-only",
         "Predicted asymptotic NAG-over-HB speed-up",
-        "NTK regime (criterion",
+        "prediction from H(W_0)",
+        "run in [",
         "Claim check",
+        "every run's prediction certified by its verdict",
         "hb* = HB at its own best tuning",
         "Each at its own best tuning, HB* vs NAG*",
     ] {
@@ -123,6 +125,23 @@ fn cifar_subset_reports_levels_verdicts_and_tunings() {
     }
     let csv = std::fs::read_to_string(dir.join("history.csv")).unwrap();
     assert!(csv.lines().any(|l| l.starts_with("nag*,40,")), "tuned runs in the CSV");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The verdict sweep end to end on one small configuration: the confusion
+/// table, no false "holds", the CSV.
+#[test]
+fn verdict_sweep_prints_the_confusion_table() {
+    let dir = out_dir("verdict-sweep");
+    let d = dir.to_str().unwrap();
+    let (code, stdout, stderr) = run("verdict_sweep", &["--limit", "1", "--steps", "40", "--out", d]);
+    assert_eq!(code, 0, "{stderr}");
+    for needle in ["method   runs", "holds & false", "Width estimate"] {
+        assert!(stdout.contains(needle), "{needle}: {stdout}");
+    }
+    assert!(!stdout.contains("FALSE HOLDS"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.join("verdict_sweep.csv")).unwrap();
+    assert!(csv.lines().count() > 10, "{csv}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
