@@ -148,16 +148,19 @@ fn crossings(records: &[EnclosureStep], level: f64, scale: f64) -> [Option<usize
     let target = level * l0;
     let mut out = [None; 5];
     for (t, r) in records.iter().enumerate() {
-        // Centre and radius with φ scaled by `scale` (and the rest, second order, by max(scale, scale²));
-        // at scale 1 the band actually enclosed (with the re-anchored one).
-        let centre_sq = r.predicted_norm.powi(2) + 2.0 * scale * r.inner + (scale * r.deviation_norm).powi(2);
-        let centre = centre_sq.max(0.0).sqrt();
-        let radius = r.radius * scale.max(scale * scale);
+        // At scale 1 the band actually enclosed (intersected with the re-anchored one); at another
+        // scale its offsets from the prediction, first order in the drift, scaled by `scale` (by
+        // scale² when narrowing, which overstates the second-order part).
+        let p = r.predicted_norm;
+        let k = if scale > 1.0 { scale * scale } else { scale };
         let (lo, hi) = if scale == 1.0 {
             (r.lower_norm, r.upper_norm)
         } else {
-            ((centre - radius).max(0.0), centre + radius)
+            ((p + k * (r.lower_norm - p)).max(0.0), p + k * (r.upper_norm - p))
         };
+        let centre = (p * p + 2.0 * scale * r.inner + (scale * r.deviation_norm).powi(2))
+            .max(0.0)
+            .sqrt();
         let values = [
             r.predicted_loss(),
             0.5 * lo * lo,
@@ -283,13 +286,12 @@ impl Verdict {
 
     /// An estimate, not a guarantee: the verdict expected for the same data,
     /// seed law and tuning at width `width` (at this run's own width: the
-    /// verdict itself), assuming the first-order
-    /// deviation scales like 1/√m (the kernel drift and the flips of a
-    /// two-layer network in the NTK parameterization do: Du et al. 2019,
-    /// the weights move O(1/√m) per unit) and the bounded rest like 1/m
-    /// (second order; taken as 1/√m when widening, which overstates it), from
-    /// the enclosure around H(W_0) alone (the re-anchored one is not
-    /// rescaled).
+    /// verdict itself), assuming that the offsets of the band's edges from
+    /// the prediction scale like 1/√m: they are first order in the kernel
+    /// drift and the flips, which scale so for a two-layer network in the
+    /// NTK parameterization (Du et al. 2019: each unit's weights move
+    /// O(1/√m)). The offsets are scaled by √(m/m') when widening and by
+    /// m/m' when narrowing (overstating the second-order part).
     /// One level verdict per level of this verdict.
     ///
     /// # Errors
