@@ -65,6 +65,7 @@
 use nalgebra::{DMatrix, DVector};
 
 use super::{check_spectrum, Method};
+use crate::checks::{check_finite_matrix, first_non_finite};
 use crate::{Error, Result};
 
 /// The per-mode recursion coefficients of a method at (η, β):
@@ -293,6 +294,8 @@ pub struct PredictionEnclosure {
     /// φ^kernel and φ^flip coordinates at t − 1 and t.
     kernel: [Vec<f64>; 2],
     flip: [Vec<f64>; 2],
+    /// φ_{t−1}, φ_t in the original basis (V times the coordinates).
+    phi: [DVector<f64>; 2],
     response: ImpulseResponse,
     /// ‖G_k‖, k = 0..
     impulse: Vec<f64>,
@@ -339,7 +342,7 @@ impl PredictionEnclosure {
                 format!("{} x {} and {}", h0.nrows(), h0.ncols(), xi0.len()),
             ));
         }
-        if let Some(i) = xi0.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = first_non_finite(xi0.as_slice()) {
             return Err(Error::NonFinite {
                 what: "xi_0".into(),
                 location: format!("entry {i}"),
@@ -388,6 +391,7 @@ impl PredictionEnclosure {
             p: [xi0.clone(), xi0.clone()],
             kernel: [vec![0.0; n], vec![0.0; n]],
             flip: [vec![0.0; n], vec![0.0; n]],
+            phi: [DVector::zeros(n), DVector::zeros(n)],
             response,
             impulse: Vec::new(),
             nu: Vec::new(),
@@ -560,13 +564,7 @@ impl PredictionEnclosure {
                     format!("{} x {}", m.nrows(), m.ncols()),
                 ));
             }
-            if let Some(i) = m.iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFinite {
-                    what: what.to_string(),
-                    location: format!("entry {i}"),
-                });
-            }
-            Ok(())
+            check_finite_matrix(what, m)
         };
         check("H_s", h_s)?;
         if remainder.len() != n {
@@ -576,7 +574,7 @@ impl PredictionEnclosure {
                 format!("{}", remainder.len()),
             ));
         }
-        if let Some(i) = remainder.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = first_non_finite(remainder.as_slice()) {
             return Err(Error::NonFinite {
                 what: "remainder".into(),
                 location: format!("entry {i}"),
@@ -596,21 +594,13 @@ impl PredictionEnclosure {
         let e_norm = spectral_norm_bound(&e, true);
         let mut kernel_force = &e * &self.p[1] * (-c * lr);
         // The part of the rest that is known as a vector: −c η E_s φ_s + β η F_s φ_{s−1}.
-        let phi = |state: usize| -> DVector<f64> {
-            let coords: Vec<f64> = self.kernel[state]
-                .iter()
-                .zip(&self.flip[state])
-                .map(|(k, f)| k + f)
-                .collect();
-            &self.vectors * DVector::from_vec(coords)
-        };
-        let mut second = &e * phi(1) * (-c * lr);
+        let mut second = &e * &self.phi[1] * (-c * lr);
         let mut f_norm = 0.0;
         if let Some(k) = cross {
             let f = k - &self.h0;
             f_norm = spectral_norm_bound(&f, false);
             kernel_force += &f * &self.p[0] * (beta * lr);
-            second += &f * phi(0) * (beta * lr);
+            second += &f * &self.phi[0] * (beta * lr);
         }
         let kernel_coords = self.vectors.tr_mul(&kernel_force);
         let flip_coords = self.vectors.tr_mul(remainder);
@@ -652,7 +642,9 @@ impl PredictionEnclosure {
         let p_next = &self.vectors * DVector::from_column_slice(&self.c[1]);
         self.p[0] = std::mem::replace(&mut self.p[1], p_next);
         let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let phi: Vec<f64> = self.kernel[1].iter().zip(&self.flip[1]).map(|(k, f)| k + f).collect();
+        let phi = self.deviation_coordinates();
+        let phi_next = &self.vectors * DVector::from_column_slice(&phi);
+        self.phi[0] = std::mem::replace(&mut self.phi[1], phi_next);
         let centre: Vec<f64> = self.c[1].iter().zip(&phi).map(|(c, p)| c + p).collect();
         let centre_norm = norm(&centre);
         self.steps.push(EnclosureStep {
