@@ -188,7 +188,7 @@ fn run(args: &Args) -> Result<()> {
         Box::new(HeavyBall::new(args.lr, args.momentum)?),
         Box::new(Nesterov::new(args.lr, args.momentum)?),
     ];
-    let options = MinimizeOptions::default().max_iters(args.iters);
+    let options = MinimizeOptions::default().max_steps(args.iters);
     println!(
         "{:<10} {:>12} {:>12} {:>6} {:>8} {:>10} {:>10}",
         "method", "loss(0)", "loss(end)", "iters", "states", "train acc", "test acc"

@@ -10,10 +10,10 @@
 #[non_exhaustive]
 pub enum Stop {
     /// The step budget was used up ([`crate::Trainer::max_steps`],
-    /// [`crate::MinimizeOptions::max_iters`]).
+    /// [`crate::MinimizeOptions::max_steps`]).
     MaxSteps,
     /// The loss or objective reached its target
-    /// ([`crate::Trainer::target_loss`], [`crate::MinimizeOptions::target_value`]).
+    /// ([`crate::Trainer::target_loss`], [`crate::MinimizeOptions::target_loss`]).
     TargetLoss,
     /// The loss reached [`crate::Trainer::target_relative_loss`] times the
     /// initial loss.

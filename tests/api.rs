@@ -324,7 +324,7 @@ fn unchecked_steps_equal_checked_ones_and_let_nan_through() {
 #[test]
 fn out_of_range_schedule_values_are_refused() {
     let lr = Schedule::from_fn(|t| if t < 3 { 0.1 } else { -1.0 });
-    let mut gd = GradientDescent::with_schedule(lr).unwrap();
+    let mut gd = GradientDescent::with_schedules(lr).unwrap();
     let mut x = vec![1.0];
     for _ in 0..3 {
         gd.step(&mut x, &vec![1.0]).unwrap();

@@ -167,13 +167,22 @@ fn api_cases(dir: &'static std::path::Path) -> Vec<Case> {
     );
     case!(c, "minimize with a negative gradient tolerance", Invalid, "grad_tol", {
         let mut x = vec![1.0];
+        let mut options = MinimizeOptions::default();
+        options.grad_tol = Some(-1.0);
         minimize(
             &mut GradientDescent::new(0.1).unwrap(),
             &mut x,
             |x: &Vec<f64>| (0.5 * x[0] * x[0], vec![x[0]]),
-            &MinimizeOptions::default().grad_tol(-1.0),
+            &options,
         )
     });
+    case!(
+        c,
+        "a negative gradient tolerance to the builder",
+        Invalid,
+        "grad_tol",
+        MinimizeOptions::default().grad_tol(-1.0)
+    );
     // --- the model
     case!(
         c,

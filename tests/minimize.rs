@@ -117,7 +117,7 @@ proptest! {
         let want = reference(&q, kind, lr, max_iters);
         let mut opt = build(kind, lr);
         let mut x = q.x0();
-        let report = minimize(opt.as_mut(), &mut x, |p: &Vec<f64>| q.eval(p), &MinimizeOptions::default().max_iters(max_iters)).unwrap();
+        let report = minimize(opt.as_mut(), &mut x, |p: &Vec<f64>| q.eval(p), &MinimizeOptions::default().max_steps(max_iters)).unwrap();
         prop_assert_eq!(report.stop, Stop::MaxSteps);
         prop_assert_eq!(report.iterations, max_iters);
         prop_assert_eq!(bits(&report.values), bits(&want.values));
@@ -140,7 +140,7 @@ proptest! {
         prop_assert_eq!(expect, target);
         let mut opt = build(kind, lr);
         let mut x = q.x0();
-        let options = MinimizeOptions::default().max_iters(400).grad_tol(tol);
+        let options = MinimizeOptions::default().max_steps(400).grad_tol(tol).unwrap();
         let report = minimize(opt.as_mut(), &mut x, |p: &Vec<f64>| q.eval(p), &options).unwrap();
         prop_assert_eq!(report.stop, Stop::GradientTolerance);
         prop_assert_eq!(report.iterations, expect);
@@ -164,7 +164,7 @@ proptest! {
         prop_assert_eq!(expect, target);
         let mut opt = build(kind, lr);
         let mut x = q.x0();
-        let options = MinimizeOptions::default().max_iters(400).target_value(value);
+        let options = MinimizeOptions::default().max_steps(400).target_loss(value).unwrap();
         let report = minimize(opt.as_mut(), &mut x, |p: &Vec<f64>| q.eval(p), &options).unwrap();
         prop_assert_eq!(report.stop, Stop::TargetLoss);
         prop_assert_eq!(report.iterations, expect);
@@ -185,7 +185,7 @@ proptest! {
         prop_assert!(step > 0 && step < 100_000, "the reference must diverge");
         let mut opt = build(kind, lr);
         let mut x = q.x0();
-        let options = MinimizeOptions::default().max_iters(100_000);
+        let options = MinimizeOptions::default().max_steps(100_000);
         let err = minimize(opt.as_mut(), &mut x, |p: &Vec<f64>| q.eval(p), &options).unwrap_err();
         match err {
             Error::Diverged { step: s, loss, reason, history } => {
@@ -219,8 +219,9 @@ fn divergence_threshold_stops_the_run() {
         let mut opt = build(kind, lr);
         let mut x = q.x0();
         let options = MinimizeOptions::default()
-            .max_iters(2000)
-            .divergence_threshold(threshold);
+            .max_steps(2000)
+            .divergence_threshold(threshold)
+            .unwrap();
         match minimize(opt.as_mut(), &mut x, |p: &Vec<f64>| q.eval(p), &options).unwrap_err() {
             Error::Diverged {
                 step: s,
@@ -300,12 +301,14 @@ fn stopping_rules_are_checked_in_the_documented_order() {
         minimize(&mut opt, &mut x, |p: &Vec<f64>| q.eval(p), &options).unwrap()
     };
     let all = MinimizeOptions::default()
-        .max_iters(0)
+        .max_steps(0)
         .grad_tol(grad_norm(&g0))
-        .target_value(v0);
+        .unwrap()
+        .target_loss(v0)
+        .unwrap();
     assert_eq!(run(all.clone()).stop, Stop::GradientTolerance);
-    assert_eq!(run(all.clone().grad_tol(0.0)).stop, Stop::TargetLoss);
-    let budget = run(all.grad_tol(0.0).target_value(v0 - 1.0));
+    assert_eq!(run(all.clone().grad_tol(0.0).unwrap()).stop, Stop::TargetLoss);
+    let budget = run(all.grad_tol(0.0).unwrap().target_loss(v0 - 1.0).unwrap());
     assert_eq!(
         (budget.stop, budget.iterations, budget.values.len()),
         (Stop::MaxSteps, 0, 1)
@@ -316,17 +319,29 @@ fn stopping_rules_are_checked_in_the_documented_order() {
 /// optimizer untouched.
 #[test]
 fn invalid_options_are_rejected() {
+    // Each option set out of range through its public field (the builders
+    // refuse the same values at once, checked below).
+    let with = |set: &dyn Fn(&mut MinimizeOptions)| {
+        let mut o = MinimizeOptions::default();
+        set(&mut o);
+        o
+    };
     let cases: Vec<(MinimizeOptions, &str, &str)> = vec![
-        (MinimizeOptions::default().grad_tol(-1.0), "grad_tol", "-1"),
-        (MinimizeOptions::default().grad_tol(f64::NAN), "grad_tol", "NaN"),
-        (MinimizeOptions::default().grad_tol(f64::INFINITY), "grad_tol", "inf"),
-        (MinimizeOptions::default().target_value(f64::NAN), "target_value", "NaN"),
+        (with(&|o| o.grad_tol = Some(-1.0)), "grad_tol", "-1"),
+        (with(&|o| o.grad_tol = Some(f64::NAN)), "grad_tol", "NaN"),
+        (with(&|o| o.grad_tol = Some(f64::INFINITY)), "grad_tol", "inf"),
+        (with(&|o| o.target_loss = Some(f64::NAN)), "target_loss", "NaN"),
+        (with(&|o| o.divergence_factor = Some(1.0)), "divergence_factor", "1"),
         (
-            MinimizeOptions::default().divergence_threshold(f64::NAN),
+            with(&|o| o.divergence_threshold = Some(f64::NAN)),
             "divergence_threshold",
             "NaN",
         ),
     ];
+    let d = MinimizeOptions::default;
+    assert!(d().grad_tol(-1.0).is_err() && d().grad_tol(f64::NAN).is_err() && d().grad_tol(f64::INFINITY).is_err());
+    assert!(d().target_loss(f64::NAN).is_err() && d().divergence_threshold(f64::NAN).is_err());
+    assert!(d().divergence_factor(1.0).is_err() && d().divergence_factor(f64::NAN).is_err());
     for (options, name, value) in cases {
         let mut opt = HeavyBall::new(0.1, 0.9).unwrap();
         let state = Optimizer::<Vec<f64>>::state(&opt);

@@ -66,7 +66,7 @@ fn predicted_losses_follow_a_scheduled_linear_model() {
     let steps = 150;
     for method in [Method::GradientDescent, Method::HeavyBall, Method::Nesterov] {
         let mut optimizer: Box<dyn Optimizer<DVector<f64>>> = match method {
-            Method::GradientDescent => Box::new(GradientDescent::with_schedule(lr.clone()).unwrap()),
+            Method::GradientDescent => Box::new(GradientDescent::with_schedules(lr.clone()).unwrap()),
             Method::HeavyBall => Box::new(HeavyBall::with_schedules(lr.clone(), momentum.clone()).unwrap()),
             _ => Box::new(Nesterov::with_schedules(lr.clone(), momentum.clone()).unwrap()),
         };

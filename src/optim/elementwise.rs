@@ -75,3 +75,15 @@ pub(crate) fn zip3<T: Float>(
         run(p, g, a, b);
     }
 }
+
+/// Σ g_i² in `f64`, in fixed chunks summed in order (the same value for any
+/// thread count).
+pub(crate) fn sum_of_squares<T: Float>(g: &[T]) -> f64 {
+    let chunk = |g: &[T]| g.iter().fold(0.0f64, |s, &x| s + x.to_f64() * x.to_f64());
+    if parallel(g.len()) {
+        let partial: Vec<f64> = g.par_chunks(CHUNK).map(chunk).collect();
+        partial.iter().sum()
+    } else {
+        g.chunks(CHUNK).map(chunk).sum()
+    }
+}

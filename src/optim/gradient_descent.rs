@@ -1,9 +1,10 @@
 use super::elementwise::zip1;
-use super::hyper::{bookkeeping_methods, check_lr_schedule, lr_at, optimizer_trait_methods};
+use super::hyper::{bookkeeping_methods, check_lr_schedule, hyperparameters_impl, optimizer_trait_methods};
+use super::knobs::{Kind, Settings};
 use super::params::{Parameters, ParametersMut};
 use super::state::Core;
 use super::{Optimizer, Schedule};
-use crate::{Float, Result};
+use crate::Result;
 
 /// Gradient descent.
 ///
@@ -32,7 +33,7 @@ use crate::{Float, Result};
 /// arXiv:1810.02054.
 #[derive(Clone, Debug)]
 pub struct GradientDescent {
-    lr: Schedule,
+    settings: Settings,
     core: Core,
 }
 
@@ -44,7 +45,7 @@ impl GradientDescent {
     /// # Errors
     /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0.
     pub fn new(lr: f64) -> Result<Self> {
-        Self::with_schedule(lr)
+        Self::with_schedules(lr)
     }
 
     /// Gradient descent with a step-size schedule.
@@ -52,49 +53,31 @@ impl GradientDescent {
     /// # Errors
     /// [`crate::Error::InvalidParameter`] if the value at step 0 is not
     /// finite and > 0; later values are checked at each step.
-    pub fn with_schedule(lr: impl Into<Schedule>) -> Result<Self> {
+    pub fn with_schedules(lr: impl Into<Schedule>) -> Result<Self> {
         let lr = lr.into();
         check_lr_schedule(&lr, 0)?;
         Ok(GradientDescent {
-            lr,
+            settings: Settings::new(Kind::GradientDescent, lr, Schedule::Constant(0.0)),
             core: Core::new(&[]),
         })
     }
 
-    /// The step size η the next step will use.
-    pub fn lr(&self) -> f64 {
-        self.lr.value(self.core.steps())
-    }
-
-    /// The step-size schedule.
-    pub fn lr_schedule(&self) -> &Schedule {
-        &self.lr
-    }
-
-    /// Uses step size `lr` from the next step on.
+    /// The former spelling of [`GradientDescent::with_schedules`].
     ///
     /// # Errors
-    /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0.
-    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
-        self.set_lr_schedule(Schedule::Constant(lr))
-    }
-
-    /// Replaces the step-size schedule (its value at the next step is checked).
-    ///
-    /// # Errors
-    /// [`crate::Error::InvalidParameter`] if that value is out of range.
-    pub fn set_lr_schedule(&mut self, lr: Schedule) -> Result<()> {
-        check_lr_schedule(&lr, self.core.steps())?;
-        self.lr = lr;
-        Ok(())
-    }
-
-    fn hyperparameters(&self) -> [(&'static str, f64); 1] {
-        [("lr", self.lr())]
+    /// As [`GradientDescent::with_schedules`].
+    #[deprecated(
+        since = "0.3.0",
+        note = "use `with_schedules`, the spelling HeavyBall and Nesterov share"
+    )]
+    pub fn with_schedule(lr: impl Into<Schedule>) -> Result<Self> {
+        Self::with_schedules(lr)
     }
 
     bookkeeping_methods!();
 }
+
+hyperparameters_impl!(GradientDescent);
 
 impl<P, G> Optimizer<P, G> for GradientDescent
 where
@@ -102,15 +85,34 @@ where
     G: Parameters<Scalar = P::Scalar> + ?Sized,
 {
     fn step(&mut self, params: &mut P, grad: &G) -> Result<()> {
-        let lr = lr_at::<P::Scalar>(&self.lr, self.core.steps())?;
-        let eta = P::Scalar::cast(lr);
-        // θ_{t+1} = θ_t − η g_t, so |θ_{t+1}| <= |θ_t| + η|g_t|.
-        self.core.apply(
+        let step = self.settings.resolve::<P::Scalar, G>(self.core.steps(), grad)?;
+        let lr = step.max_lr;
+        let settings = &self.settings;
+        // θ_{t+1} = θ_t − η g'_t − η λ' θ_t, so |θ_{t+1}| <= |θ_t| + η|g'_t| + ηλ'|θ_t|.
+        let result = self.core.apply(
             params,
             grad,
-            |theta, g, _| theta + lr * g,
-            |p, g, _| zip1(p, g, move |p, g| *p -= eta * g),
-        )
+            |theta, g, _| theta + lr * step.gradient_bound(theta, g) + step.max_eta_decoupled * theta,
+            |i, p, g, _| {
+                let c = step.coefficients[settings.group_of(i)];
+                let eta = c.eta;
+                if step.plain {
+                    zip1(p, g, move |p, g| *p -= eta * g);
+                } else {
+                    zip1(p, g, |p, g| {
+                        let old = *p;
+                        *p -= eta * step.gradient(&c, g, old);
+                        if c.decoupled {
+                            *p -= c.eta_decoupled * old;
+                        }
+                    });
+                }
+            },
+        );
+        if result.is_ok() {
+            self.settings.last_norm = step.norm;
+        }
+        result
     }
     optimizer_trait_methods!();
 }

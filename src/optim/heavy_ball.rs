@@ -1,9 +1,10 @@
 use super::elementwise::zip2;
-use super::hyper::{lr_at, momentum_at, momentum_methods, optimizer_trait_methods};
+use super::hyper::{hyperparameters_impl, momentum_methods, optimizer_trait_methods};
+use super::knobs::{Kind, Settings};
 use super::params::{Parameters, ParametersMut};
 use super::state::Core;
-use super::{Convention, Optimizer, Schedule};
-use crate::{Float, Result};
+use super::{Convention, Optimizer};
+use crate::Result;
 
 /// Polyak's heavy-ball method.
 ///
@@ -44,14 +45,14 @@ use crate::{Float, Result};
 /// Wang, Lin, Abernethy, arXiv:2010.01618.
 #[derive(Clone, Debug)]
 pub struct HeavyBall {
-    lr: Schedule,
-    momentum: Schedule,
+    settings: Settings,
     convention: Convention,
     core: Core,
 }
 
 impl HeavyBall {
     const NAME: &'static str = "heavy_ball";
+    const KIND: Kind = Kind::HeavyBall;
 
     /// Heavy ball with constant step size `lr` (η) and momentum `momentum` (β).
     ///
@@ -69,8 +70,22 @@ impl HeavyBall {
         }
     }
 
+    /// Dampening δ in group 0 (PyTorch's `dampening`): the buffer becomes
+    /// b_t = β b_{t−1} + (1 − δ) g_t from the second step on (the first
+    /// step copies g_0, as PyTorch does); in the displacement convention
+    /// v_{t+1} = β v_t − η (1 − δ) g_t. At δ = 0, plain heavy ball.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidParameter`] unless δ is in [0, 1].
+    pub fn dampening(mut self, dampening: f64) -> Result<Self> {
+        self.settings.set_dampening(dampening)?;
+        Ok(self)
+    }
+
     momentum_methods!();
 }
+
+hyperparameters_impl!(HeavyBall);
 
 impl<P, G> Optimizer<P, G> for HeavyBall
 where
@@ -79,39 +94,68 @@ where
 {
     fn step(&mut self, params: &mut P, grad: &G) -> Result<()> {
         let t = self.core.steps();
-        let (lr, momentum) = (
-            lr_at::<P::Scalar>(&self.lr, t)?,
-            momentum_at::<P::Scalar>(&self.momentum, t)?,
-        );
-        let (eta, beta) = (P::Scalar::cast(lr), P::Scalar::cast(momentum));
+        let step = self.settings.resolve::<P::Scalar, G>(t, grad)?;
+        let (lr, momentum) = (step.max_lr, step.max_momentum);
         let convention = self.convention;
-        // Displacement: |v'| <= β|v| + η|g|, |θ'| <= |θ| + |v'|.
-        // PyTorch: |b'| <= β|b| + |g|, |θ'| <= |θ| + η|b'|.
-        let growth = |theta: f64, g: f64, b: &mut [f64; 2]| match convention {
-            Convention::Displacement => {
-                b[0] = momentum * b[0] + lr * g;
-                theta + b[0]
-            }
-            Convention::PyTorch => {
-                b[0] = momentum * b[0] + g;
-                theta + lr * b[0]
+        // Displacement: |v'| <= β|v| + η|g|, |θ'| <= |θ| + |v'| + ηλ'|θ|.
+        // PyTorch: |b'| <= β|b| + |g|, |θ'| <= |θ| + η|b'| + ηλ'|θ|.
+        let growth = |theta: f64, g: f64, b: &mut [f64; 2]| {
+            let g = step.gradient_bound(theta, g);
+            let decay = step.max_eta_decoupled * theta;
+            match convention {
+                Convention::Displacement => {
+                    b[0] = momentum * b[0] + lr * g;
+                    theta + b[0] + decay
+                }
+                Convention::PyTorch => {
+                    b[0] = momentum * b[0] + g;
+                    theta + lr * b[0] + decay
+                }
             }
         };
-        self.core.apply(params, grad, growth, |p, g, buffers| {
+        let settings = &self.settings;
+        let result = self.core.apply(params, grad, growth, |i, p, g, buffers| {
             let [buffer] = buffers else { return };
-            match convention {
+            let c = step.coefficients[settings.group_of(i)];
+            let (eta, beta) = (c.eta, c.beta);
+            match (convention, step.plain) {
                 // v_{t+1} = β v_t − η g_t;  θ_{t+1} = θ_t + v_{t+1}
-                Convention::Displacement => zip2(p, g, buffer, move |p, g, v| {
+                (Convention::Displacement, true) => zip2(p, g, buffer, move |p, g, v| {
                     *v = beta * *v - eta * g;
                     *p += *v;
                 }),
                 // b_t = β b_{t−1} + g_t;  θ_{t+1} = θ_t − η b_t
-                Convention::PyTorch => zip2(p, g, buffer, move |p, g, b| {
+                (Convention::PyTorch, true) => zip2(p, g, buffer, move |p, g, b| {
                     *b = beta * *b + g;
                     *p -= eta * *b;
                 }),
+                // With the knobs (crate::optim::knobs): g' = clip, negate, + λθ;
+                // v_{t+1} = β v_t − η (1 − δ) g';  θ_{t+1} = θ_t + v_{t+1} − η λ' θ_t
+                (Convention::Displacement, false) => zip2(p, g, buffer, |p, g, v| {
+                    let old = *p;
+                    let g = step.gradient(&c, g, old);
+                    *v = beta * *v - c.eta_undamped * g;
+                    *p += *v;
+                    if c.decoupled {
+                        *p -= c.eta_decoupled * old;
+                    }
+                }),
+                // b_t = β b_{t−1} + (1 − δ) g';  θ_{t+1} = θ_t − η b_t − η λ' θ_t
+                (Convention::PyTorch, false) => zip2(p, g, buffer, |p, g, b| {
+                    let old = *p;
+                    let g = step.gradient(&c, g, old);
+                    *b = beta * *b + c.undamped * g;
+                    *p -= eta * *b;
+                    if c.decoupled {
+                        *p -= c.eta_decoupled * old;
+                    }
+                }),
             }
-        })
+        });
+        if result.is_ok() {
+            self.settings.last_norm = step.norm;
+        }
+        result
     }
     optimizer_trait_methods!();
 }

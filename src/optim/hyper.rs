@@ -85,8 +85,8 @@ pub(crate) fn check_momentum_schedule(schedule: &Schedule, t: u64) -> Result<()>
 }
 
 /// The inherent methods heavy ball and Nesterov share (they differ only in
-/// their update), generated for a struct with fields `lr`, `momentum`
-/// (schedules), `convention` and `core`, and a `NAME` and `buffer_names`.
+/// their update), generated for a struct with fields `settings`,
+/// `convention` and `core`, a `NAME`, a `KIND` and `buffer_names`.
 macro_rules! momentum_methods {
     () => {
         /// The optimizer with step size and momentum given as schedules
@@ -105,8 +105,7 @@ macro_rules! momentum_methods {
             $crate::optim::hyper::check_lr_schedule(&lr, 0)?;
             $crate::optim::hyper::check_momentum_schedule(&momentum, 0)?;
             Ok(Self {
-                lr,
-                momentum,
+                settings: $crate::optim::knobs::Settings::new(Self::KIND, lr, momentum),
                 convention: $crate::optim::Convention::Displacement,
                 core: $crate::optim::state::Core::new(Self::buffer_names($crate::optim::Convention::Displacement)),
             })
@@ -126,30 +125,58 @@ macro_rules! momentum_methods {
             self.convention
         }
 
-        /// The step size η the next step will use (its schedule's value; NaN
-        /// or out of range if the schedule gives such a value, which the step
-        /// will refuse).
-        pub fn lr(&self) -> f64 {
-            self.lr.value(self.core.steps())
-        }
-
-        /// The momentum β the next step will use.
+        /// The momentum β group 0 will use at the next step.
         pub fn momentum(&self) -> f64 {
-            self.momentum.value(self.core.steps())
+            self.settings.own().momentum.value(self.core.steps())
         }
 
-        /// The step-size schedule.
-        pub fn lr_schedule(&self) -> &$crate::optim::Schedule {
-            &self.lr
-        }
-
-        /// The momentum schedule.
+        /// Group 0's momentum schedule.
         pub fn momentum_schedule(&self) -> &$crate::optim::Schedule {
-            &self.momentum
+            &self.settings.own().momentum
         }
 
-        /// Uses step size `lr` from the next step on; velocity and previous
-        /// gradient are kept.
+        /// Uses momentum `momentum` in group 0 from the next step on; the
+        /// state is kept.
+        ///
+        /// # Errors
+        /// [`crate::Error::InvalidParameter`] unless `momentum` is in [0, 1).
+        pub fn set_momentum(&mut self, momentum: f64) -> $crate::Result<()> {
+            self.set_momentum_schedule($crate::optim::Schedule::Constant(momentum))
+        }
+
+        /// Replaces group 0's momentum schedule; the state is kept.
+        ///
+        /// # Errors
+        /// [`crate::Error::InvalidParameter`] if the value at the next step is
+        /// out of range.
+        pub fn set_momentum_schedule(&mut self, momentum: $crate::optim::Schedule) -> $crate::Result<()> {
+            self.settings.set_momentum(0, momentum, self.core.steps())
+        }
+
+        $crate::optim::hyper::bookkeeping_methods!();
+    };
+}
+pub(crate) use momentum_methods;
+
+/// Inherent `name`, `steps_taken`, `precision`, `reset`, `state`,
+/// `set_state`, the step size and the knobs every built-in optimizer has,
+/// for a struct with `core` and `settings` fields and a `NAME` constant.
+macro_rules! bookkeeping_methods {
+    () => {
+        /// The step size η group 0 will use at the next step (its schedule's
+        /// value; NaN or out of range if the schedule gives such a value,
+        /// which the step will refuse).
+        pub fn lr(&self) -> f64 {
+            self.settings.own().lr.value(self.core.steps())
+        }
+
+        /// Group 0's step-size schedule.
+        pub fn lr_schedule(&self) -> &$crate::optim::Schedule {
+            &self.settings.own().lr
+        }
+
+        /// Uses step size `lr` in group 0 from the next step on; the state is
+        /// kept.
         ///
         /// # Errors
         /// [`crate::Error::InvalidParameter`] unless `lr` is finite and > 0;
@@ -158,51 +185,101 @@ macro_rules! momentum_methods {
             self.set_lr_schedule($crate::optim::Schedule::Constant(lr))
         }
 
-        /// Uses momentum `momentum` from the next step on; the state is kept.
+        /// Replaces group 0's step-size schedule (its value at the next step
+        /// is checked); the state is kept.
         ///
         /// # Errors
-        /// [`crate::Error::InvalidParameter`] unless `momentum` is in [0, 1).
-        pub fn set_momentum(&mut self, momentum: f64) -> $crate::Result<()> {
-            self.set_momentum_schedule($crate::optim::Schedule::Constant(momentum))
-        }
-
-        /// Replaces the step-size schedule (its value at the next step is
-        /// checked); the state is kept.
-        ///
-        /// # Errors
-        /// [`crate::Error::InvalidParameter`] if the value at the next step is
-        /// out of range.
+        /// [`crate::Error::InvalidParameter`] if that value is out of range.
         pub fn set_lr_schedule(&mut self, lr: $crate::optim::Schedule) -> $crate::Result<()> {
-            $crate::optim::hyper::check_lr_schedule(&lr, self.core.steps())?;
-            self.lr = lr;
-            Ok(())
+            self.settings.set_lr(0, lr, self.core.steps())
         }
 
-        /// Replaces the momentum schedule; the state is kept.
+        /// Coupled weight decay λ in group 0 (and in groups added later that
+        /// do not set their own): the gradient becomes g + λθ before the
+        /// momentum, PyTorch's `weight_decay` (see [`crate::optim::knobs`]
+        /// for where each knob acts). A constant or a schedule.
         ///
         /// # Errors
-        /// [`crate::Error::InvalidParameter`] if the value at the next step is
-        /// out of range.
-        pub fn set_momentum_schedule(&mut self, momentum: $crate::optim::Schedule) -> $crate::Result<()> {
-            $crate::optim::hyper::check_momentum_schedule(&momentum, self.core.steps())?;
-            self.momentum = momentum;
-            Ok(())
+        /// [`crate::Error::InvalidParameter`] unless its value at the next
+        /// step is finite and ≥ 0.
+        pub fn weight_decay(mut self, weight_decay: impl Into<$crate::optim::Schedule>) -> $crate::Result<Self> {
+            self.settings
+                .set_weight_decay(0, weight_decay.into(), self.core.steps())?;
+            Ok(self)
         }
 
-        fn hyperparameters(&self) -> [(&'static str, f64); 2] {
-            [("lr", self.lr()), ("momentum", self.momentum())]
+        /// Decoupled weight decay λ' in group 0: θ_{t+1} = θ_t − η d_t −
+        /// η λ' θ_t, the decay bypassing the momentum (SGDW; Optax's
+        /// `add_decayed_weights` after the momentum trace). A constant or a
+        /// schedule.
+        ///
+        /// # Errors
+        /// [`crate::Error::InvalidParameter`] unless its value at the next
+        /// step is finite and ≥ 0.
+        pub fn decoupled_weight_decay(
+            mut self,
+            weight_decay: impl Into<$crate::optim::Schedule>,
+        ) -> $crate::Result<Self> {
+            self.settings
+                .set_decoupled_weight_decay(0, weight_decay.into(), self.core.steps())?;
+            Ok(self)
         }
 
-        $crate::optim::hyper::bookkeeping_methods!();
-    };
-}
-pub(crate) use momentum_methods;
+        /// Ascends instead of descends: the gradient is negated after
+        /// clipping and before weight decay (PyTorch's `maximize=True`).
+        #[must_use = "a builder method returns the changed value"]
+        pub fn maximize(mut self) -> Self {
+            self.settings.direction = $crate::optim::Direction::Maximize;
+            self
+        }
 
-/// Inherent `name`, `steps_taken`, `precision`, `reset`, `state` and
-/// `set_state` for a struct with a `core` field, a `NAME` constant and a
-/// `hyperparameters()` method.
-macro_rules! bookkeeping_methods {
-    () => {
+        /// Whether the optimizer minimizes (the default) or maximizes.
+        pub fn direction(&self) -> $crate::optim::Direction {
+            self.settings.direction
+        }
+
+        /// Clips the gradient over the whole parameter set before each step
+        /// ([`GradientClip`](crate::optim::GradientClip)).
+        ///
+        /// # Errors
+        /// [`crate::Error::InvalidParameter`] unless the threshold is finite
+        /// and > 0.
+        pub fn clip(mut self, clip: $crate::optim::GradientClip) -> $crate::Result<Self> {
+            self.settings.set_clip(clip)?;
+            Ok(self)
+        }
+
+        /// The clipping in use.
+        pub fn clipping(&self) -> $crate::optim::GradientClip {
+            self.settings.clip
+        }
+
+        /// The gradient's global L2 norm before clipping at the last
+        /// successful step (what `torch.nn.utils.clip_grad_norm_` returns);
+        /// `None` without clipping or before the first step.
+        pub fn last_gradient_norm(&self) -> Option<f64> {
+            self.settings.last_norm
+        }
+
+        /// Adds a parameter group ([`ParamGroup`](crate::optim::ParamGroup));
+        /// it becomes group [`group_count`](Self::group_count)` − 1`.
+        ///
+        /// # Errors
+        /// [`crate::Error::InvalidParameter`] if one of its tensors is in
+        /// another group, it sets a momentum or dampening where the method
+        /// has none (a dampening for Nesterov), or an inherited schedule is
+        /// out of range at the next step. A tensor index beyond the set is
+        /// refused at the step.
+        pub fn group(mut self, group: $crate::optim::ParamGroup) -> $crate::Result<Self> {
+            self.settings.add_group(group, self.core.steps())?;
+            Ok(self)
+        }
+
+        /// Number of parameter groups (1 + the groups added).
+        pub fn group_count(&self) -> usize {
+            self.settings.groups.len()
+        }
+
         /// A short stable name: `"gradient_descent"`, `"heavy_ball"` or
         /// `"nesterov"`.
         pub fn name(&self) -> &'static str {
@@ -247,7 +324,8 @@ macro_rules! bookkeeping_methods {
 
         /// A copy of the complete state.
         pub fn state(&self) -> $crate::optim::OptimizerState {
-            self.core.state(Self::NAME, &self.hyperparameters())
+            self.core
+                .state(Self::NAME, self.settings.record(self.core.steps()))
         }
 
         /// Restores a state produced by `state()` of an optimizer of the same
@@ -286,8 +364,50 @@ macro_rules! optimizer_trait_methods {
             Self::NAME
         }
         fn is_linear(&self) -> bool {
-            true
+            self.settings.is_linear()
+        }
+        fn hyperparameters_mut(&mut self) -> Option<&mut dyn $crate::optim::HyperParameters> {
+            Some(self)
         }
     };
 }
 pub(crate) use optimizer_trait_methods;
+
+/// [`HyperParameters`](crate::optim::HyperParameters) for a built-in optimizer.
+macro_rules! hyperparameters_impl {
+    ($t:ty) => {
+        impl $crate::optim::HyperParameters for $t {
+            fn group_count(&self) -> usize {
+                self.settings.groups.len()
+            }
+            fn group_lr(&self, group: usize) -> Option<f64> {
+                self.settings.lr(group, self.core.steps())
+            }
+            fn set_group_lr(&mut self, group: usize, lr: f64) -> $crate::Result<()> {
+                self.settings
+                    .set_lr(group, $crate::optim::Schedule::Constant(lr), self.core.steps())
+            }
+            fn group_momentum(&self, group: usize) -> Option<f64> {
+                self.settings.momentum(group, self.core.steps())
+            }
+            fn set_group_momentum(&mut self, group: usize, momentum: f64) -> $crate::Result<()> {
+                self.settings.set_momentum(
+                    group,
+                    $crate::optim::Schedule::Constant(momentum),
+                    self.core.steps(),
+                )
+            }
+            fn group_weight_decay(&self, group: usize) -> Option<f64> {
+                self.settings.weight_decay(group, self.core.steps())
+            }
+            fn set_group_weight_decay(&mut self, group: usize, weight_decay: f64) -> $crate::Result<()> {
+                self.settings.set_weight_decay(
+                    group,
+                    $crate::optim::Schedule::Constant(weight_decay),
+                    self.core.steps(),
+                )
+            }
+        }
+    };
+}
+pub(crate) use hyperparameters_impl;

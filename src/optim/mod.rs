@@ -46,9 +46,11 @@ mod elementwise;
 mod gradient_descent;
 mod heavy_ball;
 pub(crate) mod hyper;
+pub mod knobs;
 mod minimize;
 mod nesterov;
 mod params;
+mod plateau;
 mod schedule;
 pub(crate) mod state;
 
@@ -56,9 +58,11 @@ pub use crate::record::Stop;
 pub use gradient_descent::GradientDescent;
 pub use heavy_ball::HeavyBall;
 pub use hyper::Convention;
+pub use knobs::{Direction, GradientClip, HyperParameters, ParamGroup};
 pub use minimize::{minimize, MinimizeOptions, MinimizeReport};
 pub use nesterov::Nesterov;
 pub use params::{Parameters, ParametersMut, Shape, MAX_DIMS};
+pub use plateau::{PlateauMode, ReduceOnPlateau, ThresholdMode};
 pub use schedule::Schedule;
 pub use state::{OptimizerState, TensorState};
 
@@ -85,7 +89,9 @@ use crate::Result;
 /// [`Optimizer::is_linear`] defaults to `false`; return `true` only if every
 /// update is a linear combination of the current and past gradients and
 /// parameter differences with coefficients that depend on the step count
-/// only, not on the data (GD, heavy ball, Nesterov, with any schedule). The
+/// only, not on the data and not on θ itself (GD, heavy ball, Nesterov,
+/// with any schedule, dampening or groups; not with weight decay, clipping
+/// or maximize). The
 /// training loop's exact kernel-space fast path relies on that and refuses
 /// optimizers that do not claim it (Adam, sign methods, anything with an
 /// elementwise nonlinearity).
@@ -121,6 +127,12 @@ pub trait Optimizer<P: ?Sized, G: ?Sized = P> {
     fn is_linear(&self) -> bool {
         false
     }
+    /// The optimizer's hyper-parameters, group by group, for changes between
+    /// steps (a [`ReduceOnPlateau`] schedule, a training observer); `None`
+    /// (the default) for an optimizer that has none to change.
+    fn hyperparameters_mut(&mut self) -> Option<&mut dyn HyperParameters> {
+        None
+    }
 }
 
 impl<P: ?Sized, G: ?Sized, O: Optimizer<P, G> + ?Sized> Optimizer<P, G> for Box<O> {
@@ -141,5 +153,8 @@ impl<P: ?Sized, G: ?Sized, O: Optimizer<P, G> + ?Sized> Optimizer<P, G> for Box<
     }
     fn is_linear(&self) -> bool {
         (**self).is_linear()
+    }
+    fn hyperparameters_mut(&mut self) -> Option<&mut dyn HyperParameters> {
+        (**self).hyperparameters_mut()
     }
 }

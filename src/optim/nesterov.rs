@@ -1,9 +1,10 @@
 use super::elementwise::{zip2, zip3};
-use super::hyper::{lr_at, momentum_at, momentum_methods, optimizer_trait_methods};
+use super::hyper::{hyperparameters_impl, momentum_methods, optimizer_trait_methods};
+use super::knobs::{Kind, Settings};
 use super::params::{Parameters, ParametersMut};
 use super::state::Core;
-use super::{Convention, Optimizer, Schedule};
-use crate::{Float, Result};
+use super::{Convention, Optimizer};
+use crate::Result;
 
 /// Nesterov's accelerated gradient (NAG), written with its explicit
 /// gradient-correction term.
@@ -59,14 +60,14 @@ use crate::{Float, Result};
 /// arXiv:1810.08907.
 #[derive(Clone, Debug)]
 pub struct Nesterov {
-    lr: Schedule,
-    momentum: Schedule,
+    settings: Settings,
     convention: Convention,
     core: Core,
 }
 
 impl Nesterov {
     const NAME: &'static str = "nesterov";
+    const KIND: Kind = Kind::Nesterov;
 
     /// NAG with constant step size `lr` (η) and momentum `momentum` (β).
     ///
@@ -88,6 +89,8 @@ impl Nesterov {
     momentum_methods!();
 }
 
+hyperparameters_impl!(Nesterov);
+
 impl<P, G> Optimizer<P, G> for Nesterov
 where
     P: ParametersMut + ?Sized,
@@ -95,47 +98,81 @@ where
 {
     fn step(&mut self, params: &mut P, grad: &G) -> Result<()> {
         let t = self.core.steps();
-        let lr = lr_at::<P::Scalar>(&self.lr, t)?;
-        let momentum = momentum_at::<P::Scalar>(&self.momentum, t)?;
-        let eta = P::Scalar::cast(lr);
-        let beta = P::Scalar::cast(momentum);
-        match self.convention {
+        let step = self.settings.resolve::<P::Scalar, G>(t, grad)?;
+        let (lr, momentum) = (step.max_lr, step.max_momentum);
+        let settings = &self.settings;
+        let result = match self.convention {
             Convention::Displacement => {
-                let beta_eta = P::Scalar::cast(momentum * lr);
-                // |v'| <= β|v| + η|g| + βη(|g| + |g_prev|), g_prev' = g.
+                // |v'| <= β|v| + η|g| + βη(|g| + |g_prev|), g_prev' = g, plus ηλ'|θ| on θ.
                 let growth = |theta: f64, g: f64, b: &mut [f64; 2]| {
+                    let g = step.gradient_bound(theta, g);
                     b[0] = momentum * b[0] + lr * g + momentum * lr * (g + b[1]);
                     b[1] = g;
-                    theta + b[0]
+                    theta + b[0] + step.max_eta_decoupled * theta
                 };
-                self.core.apply(params, grad, growth, |p, g, buffers| {
+                self.core.apply(params, grad, growth, |i, p, g, buffers| {
                     let [velocity, previous] = buffers else { return };
-                    // v_{t+1} = β v_t − η g_t − β η (g_t − g_{t−1});  θ_{t+1} = θ_t + v_{t+1}
-                    zip3(p, g, velocity, previous, move |p, g, v, gp| {
-                        *v = beta * *v - eta * g - beta_eta * (g - *gp);
-                        *gp = g;
-                        *p += *v;
-                    });
+                    let c = step.coefficients[settings.group_of(i)];
+                    let (eta, beta, beta_eta) = (c.eta, c.beta, c.beta_eta);
+                    if step.plain {
+                        // v_{t+1} = β v_t − η g_t − β η (g_t − g_{t−1});  θ_{t+1} = θ_t + v_{t+1}
+                        zip3(p, g, velocity, previous, move |p, g, v, gp| {
+                            *v = beta * *v - eta * g - beta_eta * (g - *gp);
+                            *gp = g;
+                            *p += *v;
+                        });
+                    } else {
+                        // The same with g' = clip, negate, + λθ (crate::optim::knobs), then − η λ' θ_t.
+                        zip3(p, g, velocity, previous, |p, g, v, gp| {
+                            let old = *p;
+                            let g = step.gradient(&c, g, old);
+                            *v = beta * *v - eta * g - beta_eta * (g - *gp);
+                            *gp = g;
+                            *p += *v;
+                            if c.decoupled {
+                                *p -= c.eta_decoupled * old;
+                            }
+                        });
+                    }
                 })
             }
-            // |b'| <= β|b| + |g|, |θ'| <= |θ| + η(|g| + β|b'|).
+            // |b'| <= β|b| + |g|, |θ'| <= |θ| + η(|g| + β|b'|) + ηλ'|θ|.
             Convention::PyTorch => self.core.apply(
                 params,
                 grad,
                 |theta, g, b| {
+                    let g = step.gradient_bound(theta, g);
                     b[0] = momentum * b[0] + g;
-                    theta + lr * (g + momentum * b[0])
+                    theta + lr * (g + momentum * b[0]) + step.max_eta_decoupled * theta
                 },
-                |p, g, buffers| {
+                |i, p, g, buffers| {
                     let [b] = buffers else { return };
-                    // b_t = β b_{t−1} + g_t;  θ_{t+1} = θ_t − η (g_t + β b_t)
-                    zip2(p, g, b, move |p, g, b| {
-                        *b = beta * *b + g;
-                        *p -= eta * (g + beta * *b);
-                    });
+                    let c = step.coefficients[settings.group_of(i)];
+                    let (eta, beta) = (c.eta, c.beta);
+                    if step.plain {
+                        // b_t = β b_{t−1} + g_t;  θ_{t+1} = θ_t − η (g_t + β b_t)
+                        zip2(p, g, b, move |p, g, b| {
+                            *b = beta * *b + g;
+                            *p -= eta * (g + beta * *b);
+                        });
+                    } else {
+                        zip2(p, g, b, |p, g, b| {
+                            let old = *p;
+                            let g = step.gradient(&c, g, old);
+                            *b = beta * *b + g;
+                            *p -= eta * (g + beta * *b);
+                            if c.decoupled {
+                                *p -= c.eta_decoupled * old;
+                            }
+                        });
+                    }
                 },
             ),
+        };
+        if result.is_ok() {
+            self.settings.last_norm = step.norm;
         }
+        result
     }
     optimizer_trait_methods!();
 }

@@ -150,7 +150,7 @@ where
     T: Float,
     P: Parameters<Scalar = T> + ?Sized,
     G: Parameters<Scalar = T> + ?Sized,
-    K: Fn(&mut [T], &[T], &mut [Vec<T>]),
+    K: Fn(usize, &mut [T], &[T], &mut [Vec<T>]),
 {
     const BLOCK: usize = 4096;
     let count = slots.len();
@@ -168,7 +168,7 @@ where
                 c.clear();
                 c.extend_from_slice(&b[start..end]);
             }
-            kernel(&mut p_copy, &g[start..end], &mut b_copy);
+            kernel(i, &mut p_copy, &g[start..end], &mut b_copy);
             let in_state = || {
                 b_copy
                     .iter()
@@ -279,7 +279,7 @@ where
     T: Float,
     P: ParametersMut<Scalar = T> + ?Sized,
     G: Parameters<Scalar = T> + ?Sized,
-    K: Fn(&mut [T], &[T], &mut [Vec<T>]) + Sync,
+    K: Fn(usize, &mut [T], &[T], &mut [Vec<T>]) + Sync,
 {
     use rayon::prelude::*;
     let mut grads = Vec::with_capacity(slots.len());
@@ -305,7 +305,8 @@ where
         .par_iter_mut()
         .zip(grads)
         .zip(slots)
-        .for_each(|(((_, p), g), slot)| kernel(p, g, &mut slot.buffers));
+        .enumerate()
+        .for_each(|(i, (((_, p), g), slot))| kernel(i, p, g, &mut slot.buffers));
     Ok(())
 }
 
@@ -433,7 +434,8 @@ impl Core {
 
     /// Validates a step, allocates the state at the first step (zeros,
     /// which realise θ_{−1} = θ_0 and g_{−1} = 0), then applies `kernel` to
-    /// each tensor's parameters, gradient and buffers, and counts the step.
+    /// each tensor's index, parameters, gradient and buffers, and counts the
+    /// step.
     ///
     /// A set of several tensors that can lend them together
     /// ([`ParametersMut::all_tensors_mut`]) is checked and updated in one
@@ -452,7 +454,7 @@ impl Core {
         P: ParametersMut + ?Sized,
         G: Parameters<Scalar = P::Scalar> + ?Sized,
         B: Fn(f64, f64, &mut [f64; 2]) -> f64,
-        K: Fn(&mut [P::Scalar], &[P::Scalar], &mut [Vec<P::Scalar>]) + Sync,
+        K: Fn(usize, &mut [P::Scalar], &[P::Scalar], &mut [Vec<P::Scalar>]) + Sync,
     {
         self.validate(params, grad, false)?;
         let lent = if params.tensor_count() > 1 {
@@ -508,7 +510,7 @@ impl Core {
             for (i, slot) in slots.iter_mut().enumerate() {
                 let (_, p) = params.tensor_mut(i)?;
                 let (_, g) = grad.tensor(i)?;
-                kernel(p, g, &mut slot.buffers);
+                kernel(i, p, g, &mut slot.buffers);
             }
         }
         self.bounds = next;
@@ -521,7 +523,7 @@ impl Core {
         self.store = Store::Empty;
     }
 
-    pub(crate) fn state(&self, name: &str, hyper: &[(&str, f64)]) -> OptimizerState {
+    pub(crate) fn state(&self, name: &str, hyperparameters: Vec<(String, f64)>) -> OptimizerState {
         fn tensors<T: Float>(slots: &[Slot<T>], names: &[&str]) -> Vec<TensorState> {
             slots
                 .iter()
@@ -537,7 +539,7 @@ impl Core {
         }
         OptimizerState {
             optimizer: name.to_string(),
-            hyperparameters: hyper.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+            hyperparameters,
             step: self.step,
             precision: self.store.precision(),
             tensors: match &self.store {

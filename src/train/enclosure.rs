@@ -35,6 +35,16 @@ pub(super) fn linear_method(state: &OptimizerState) -> Result<(Method, f64, f64)
             "gradient_descent, heavy_ball or nesterov (the methods the linearized prediction covers)",
         )
     })?;
+    // The knobs (weight decay, dampening, maximize, clipping, groups) are
+    // recorded only when set; the prediction covers none of them.
+    if let Some((name, v)) = state.hyperparameters.iter().find(|(k, _)| k != "lr" && k != "momentum") {
+        return Err(Error::invalid(
+            "optimizer",
+            format!("{name} = {v} in its state"),
+            "plain gradient descent, heavy ball or Nesterov (the linearized prediction covers no weight decay, \
+             dampening, maximize, clipping or parameter groups)",
+        ));
+    }
     let value = |name: &str| state.hyperparameters.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
     let lr = value("lr").ok_or_else(|| Error::invalid("optimizer", "no lr in its state", "an lr"))?;
     let momentum = if method == Method::GradientDescent {

@@ -54,7 +54,7 @@ pub use crate::record::{Diagnostics, History, Stop};
 #[cfg(feature = "progress")]
 #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
 pub use observer::ProgressBar;
-pub use observer::{Control, Observer, StepInfo};
+pub use observer::{Control, Observer, StepInfo, Tuner};
 pub use options::TrainOptions;
 pub use trainer::Trainer;
 

@@ -1,4 +1,6 @@
 use super::History;
+use crate::optim::{HyperParameters, ReduceOnPlateau};
+use crate::Result;
 
 /// What an [`Observer`] sees after each recorded loss.
 #[derive(Clone, Copy, Debug)]
@@ -90,5 +92,51 @@ impl Observer for ProgressBar {
     }
     fn finish(&mut self, _history: &History) {
         self.bar.finish();
+    }
+}
+
+/// Changes the optimizer's hyper-parameters between steps from what the run
+/// has seen: a [`ReduceOnPlateau`](crate::optim::ReduceOnPlateau) schedule
+/// (driven with the training loss of every step) or any
+/// `FnMut(&StepInfo, &mut dyn HyperParameters) -> Result<()>` closure. Added
+/// with [`Trainer::tuner`](super::Trainer::tuner); called after the observers,
+/// before the next step.
+///
+/// ```
+/// use ntk_momentum::optim::HyperParameters;
+/// use ntk_momentum::train::{StepInfo, Tuner};
+///
+/// // Halve every group's step size at step 50.
+/// let mut halve = |info: &StepInfo, hyper: &mut dyn HyperParameters| {
+///     if info.step == 50 {
+///         for k in 0..hyper.group_count() {
+///             let lr = hyper.group_lr(k).unwrap_or(0.0);
+///             hyper.set_group_lr(k, 0.5 * lr)?;
+///         }
+///     }
+///     Ok(())
+/// };
+/// # fn is_tuner(_: &impl Tuner) {}
+/// # is_tuner(&halve);
+/// ```
+pub trait Tuner {
+    /// Looks at the state after a step and changes hyper-parameters.
+    ///
+    /// # Errors
+    /// Whatever the tuner refuses; the run stops with that error before
+    /// the next step, its state that of the last completed step.
+    fn tune(&mut self, info: &StepInfo<'_>, hyper: &mut dyn HyperParameters) -> Result<()>;
+}
+
+impl<F: FnMut(&StepInfo<'_>, &mut dyn HyperParameters) -> Result<()>> Tuner for F {
+    fn tune(&mut self, info: &StepInfo<'_>, hyper: &mut dyn HyperParameters) -> Result<()> {
+        self(info, hyper)
+    }
+}
+
+impl Tuner for ReduceOnPlateau {
+    /// Observes the training loss of the step.
+    fn tune(&mut self, info: &StepInfo<'_>, hyper: &mut dyn HyperParameters) -> Result<()> {
+        self.observe(info.loss, hyper).map(|_| ())
     }
 }

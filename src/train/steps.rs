@@ -248,7 +248,8 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         }
         loop {
             let loss = self.evaluate(x, y, coordinates, buf);
-            if !std::mem::take(&mut resumed) {
+            let continued = std::mem::take(&mut resumed);
+            if !continued {
                 self.history
                     .push_loss(loss, time_offset + start.elapsed().as_secs_f64());
             }
@@ -276,8 +277,46 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
                 }
                 return Ok(stop);
             }
+            if !self.tuners.is_empty() {
+                if !continued {
+                    self.tune(loss)?;
+                }
+                self.keep_for_roll_back(coordinates, buf);
+            }
             self.advance(x, coordinates, buf)?;
         }
+    }
+
+    /// Calls the tuners with the step's loss.
+    fn tune(&mut self, loss: f64) -> Result<()> {
+        let info = StepInfo {
+            step: self.step,
+            loss,
+            initial_loss: self.history.losses()[0],
+            max_steps: self.options.max_steps,
+            history: &self.history,
+        };
+        let Some(hyper) = self.optimizer.hyperparameters_mut() else {
+            return Err(Error::Unsupported(
+                "a tuner with an optimizer that exposes no hyper-parameters".into(),
+            ));
+        };
+        for tuner in &mut self.tuners {
+            tuner.tune(&info, hyper)?;
+        }
+        Ok(())
+    }
+
+    /// With tuners, the roll-back point moves to every step: the parameters
+    /// and optimizer state before this step (a replay from the call's start
+    /// would run under hyper-parameters the tuners have changed since).
+    fn keep_for_roll_back(&self, coordinates: &Coordinates<T>, buf: &mut Buffers<T>) {
+        match coordinates {
+            Coordinates::Kernel { coefficients, .. } => buf.start_params.copy_from(coefficients),
+            Coordinates::Weight { .. } => buf.start_params.copy_from(self.model.weights()),
+        }
+        buf.start_state = self.optimizer.state();
+        buf.start_step = self.step;
     }
 
     /// Feeds the prediction enclosure the pre-activations of the current

@@ -7,6 +7,7 @@ use nalgebra::{DMatrix, DVector};
 use super::enclosure::{linear_method, EnclosureState};
 use super::{
     auto_parameterization, data_fingerprint, Control, History, Observer, Parameterization, StepInfo, TrainOptions,
+    Tuner,
 };
 use crate::theory::{PredictionEnclosure, StepTolerance, Verdict};
 use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
@@ -78,6 +79,8 @@ pub struct Trainer<T: Float, O> {
     pub(super) optimizer: O,
     pub(super) options: TrainOptions,
     pub(super) observers: Vec<Box<dyn Observer + Send>>,
+    /// Hyper-parameter changes between steps ([`Trainer::tuner`]).
+    pub(super) tuners: Vec<Box<dyn Tuner + Send>>,
     pub(super) evaluation: Option<(DMatrix<T>, DVector<T>)>,
     pub(super) history: History,
     pub(super) step: usize,
@@ -97,6 +100,7 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
             optimizer,
             options: TrainOptions::default(),
             observers: Vec::new(),
+            tuners: Vec::new(),
             evaluation: None,
             history: History::default(),
             step: 0,
@@ -350,6 +354,40 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         self
     }
 
+    /// Adds a tuner, which may change the optimizer's hyper-parameters after
+    /// each recorded loss, before the next step (e.g. a
+    /// [`ReduceOnPlateau`](crate::optim::ReduceOnPlateau) schedule driven
+    /// by the training loss, or a closure; see [`Tuner`]). Tuners are
+    /// called after the observers, in the order added, and not for the
+    /// loss a continued run starts from (they have seen it). A run with a
+    /// tuner runs in weight space ([`Parameterization::Kernel`] is refused:
+    /// a step size that depends on the losses leaves the linear dynamics the
+    /// kernel path and the theory assume) and keeps a copy of the last
+    /// step's parameters and optimizer state, so that a divergence rolls
+    /// back without replaying steps under changed hyper-parameters.
+    /// Tuners are not saved in checkpoints.
+    ///
+    /// ```
+    /// use nalgebra::{DMatrix, DVector};
+    /// use ntk_momentum::optim::ReduceOnPlateau;
+    /// use ntk_momentum::{HeavyBall, Trainer, TwoLayerReLU};
+    ///
+    /// let x = DMatrix::from_fn(6, 3, |i, k| ((i * 3 + k) as f64).cos());
+    /// let x = DMatrix::from_rows(&x.row_iter().map(|r| r / r.norm()).collect::<Vec<_>>());
+    /// let y = DVector::from_fn(6, |i, _| if i % 2 == 0 { 1.0 } else { -1.0 });
+    /// let mut trainer = Trainer::new(TwoLayerReLU::new(3, 64, 0)?, HeavyBall::new(1.0, 0.9)?)
+    ///     .max_steps(100)
+    ///     .tuner(ReduceOnPlateau::new().factor(0.5)?.patience(3));
+    /// trainer.run(&x, &y)?;
+    /// assert!(trainer.optimizer().lr() <= 1.0);
+    /// # Ok::<(), ntk_momentum::Error>(())
+    /// ```
+    #[must_use = "a builder method returns the changed value"]
+    pub fn tuner(mut self, tuner: impl Tuner + Send + 'static) -> Self {
+        self.tuners.push(Box::new(tuner));
+        self
+    }
+
     /// A held-out evaluation set (`x_test`: one sample per row, same input
     /// dimension as the model; `y_test`: one target per row). At the
     /// diagnostics cadence the run records its loss
@@ -411,15 +449,32 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
         let wanted = match self.options.parameterization {
             Parameterization::Kernel if !self.optimizer.is_linear() => {
                 return Err(Error::Unsupported(format!(
-                    "kernel-space training with optimizer \"{}\", which does not declare itself linear in the \
-                     gradients (Optimizer::is_linear); use Parameterization::Weight",
-                    self.optimizer.name()
+                    "kernel-space training with optimizer \"{}\" ({:?}), which does not declare itself linear in \
+                     the gradients (Optimizer::is_linear: weight decay, clipping and maximize are not, nor are \
+                     methods such as Adam); use Parameterization::Weight",
+                    self.optimizer.name(),
+                    self.optimizer.state().hyperparameters
                 )))
             }
-            Parameterization::Auto if !self.optimizer.is_linear() => Parameterization::Weight,
+            Parameterization::Kernel if !self.tuners.is_empty() => {
+                return Err(Error::Unsupported(
+                    "kernel-space training with a tuner (Trainer::tuner): hyper-parameters that depend on the \
+                     losses leave the linear dynamics kernel space assumes; use Parameterization::Weight"
+                        .into(),
+                ))
+            }
+            Parameterization::Auto if !self.optimizer.is_linear() || !self.tuners.is_empty() => {
+                Parameterization::Weight
+            }
             Parameterization::Auto => auto_parameterization(n, m, d, self.options.max_steps.saturating_sub(self.step)),
             p => p,
         };
+        if !self.tuners.is_empty() && self.optimizer.hyperparameters_mut().is_none() {
+            return Err(Error::Unsupported(format!(
+                "a tuner with optimizer \"{}\", which exposes no hyper-parameters (Optimizer::hyperparameters_mut)",
+                self.optimizer.name()
+            )));
+        }
         let space = match &self.run {
             Some(run) => run.space.parameterization(),
             None => wanted,
