@@ -2,9 +2,10 @@
 //! A leaf module: it depends on nothing in the crate but the error and float
 //! types.
 
+#[cfg(feature = "full")]
 use nalgebra::DMatrix;
 
-use crate::linalg::parallel;
+use crate::threads::parallel;
 use crate::{Error, Float, Result};
 
 /// Entries per task when an elementwise pass is split across threads.
@@ -39,20 +40,20 @@ const LANES: usize = 16;
 fn scan<T: Float>(c: &[T]) -> (bool, f64) {
     // The accumulators are the closure's own (returned by value), so they
     // stay in registers.
-    let (acc, max) = crate::linalg::with_avx2(|| {
+    let (acc, max) = crate::threads::with_avx2(|| {
         let mut acc = [T::zero(); LANES];
         let mut max = [T::zero(); LANES];
         let mut chunks = c.chunks_exact(LANES);
         for chunk in &mut chunks {
             for ((a, m), &x) in acc.iter_mut().zip(max.iter_mut()).zip(chunk) {
                 *a += x * T::zero();
-                let y = x.abs();
+                let y = x.magnitude();
                 *m = if y > *m { y } else { *m };
             }
         }
         for ((a, m), &x) in acc.iter_mut().zip(max.iter_mut()).zip(chunks.remainder()) {
             *a += x * T::zero();
-            let y = x.abs();
+            let y = x.magnitude();
             *m = if y > *m { y } else { *m };
         }
         (acc, max)
@@ -124,6 +125,7 @@ pub(crate) fn scan_pair<T: Float>(a: &[T], b: &[T]) -> PairScan {
 
 /// Errors on the first NaN or infinite entry of a matrix, naming its row and
 /// column.
+#[cfg(feature = "full")]
 pub(crate) fn check_finite_matrix<T: Float>(what: &str, m: &DMatrix<T>) -> Result<()> {
     match first_non_finite(m.as_slice()) {
         None => Ok(()),

@@ -61,8 +61,9 @@
 //!   ↓
 //! optim      model                         the optimizers; the network (peers: neither uses the other)
 //!   ↓          ↓
-//! float  error  checks  record  linalg     leaves: number types, the error, input checks,
-//!                                          the run record (History, Diagnostics, Stop), GEMM
+//! float  error  checks  record  threads  linalg   leaves: number types, the error, input checks,
+//!                                                the run record (History, Diagnostics, Stop),
+//!                                                thread count and AVX2 dispatch, GEMM
 //! ```
 //!
 //! ## Reproducibility and threads
@@ -76,6 +77,16 @@
 //!
 //! ## Features
 //!
+//! - `full` (default): everything beyond the optimizers — [`model`], [`ntk`],
+//!   [`theory`], [`train`], [`data`] — with faer, gemm, nalgebra, rand,
+//!   safetensors and flate2. With `default-features = false` the crate is
+//!   the optimizers alone ([`optim`]: the [`Optimizer`] trait, GD, HB and
+//!   NAG with every knob, schedules, parameter groups, plateau schedule,
+//!   state, [`minimize`]) on num-traits, rayon and thiserror: 14
+//!   dependencies in all. Add `nalgebra`, `ndarray` or `serde` to step those
+//!   containers or serialize states.
+//! - `nalgebra` (part of `full`): the parameter traits for nalgebra's
+//!   `DVector` and `DMatrix`.
 //! - `progress` (default): [`train::ProgressBar`], a terminal progress-bar
 //!   observer (indicatif).
 //! - `ndarray`: the optimizers' parameter traits for ndarray arrays and
@@ -90,6 +101,9 @@
 //! - `system-blas`: [`GemmBackend::SystemBlas`], the large products by the
 //!   system's OpenBLAS through CBLAS (links `libopenblas`).
 #![deny(missing_docs)]
+// The optimizer-only build leaves the helpers of the model and training loop unused; the full
+// build (the default, and what CI lints) still reports dead code.
+#![cfg_attr(not(feature = "full"), allow(dead_code))]
 // No unwrap/expect on anything a user can influence: the few `expect`s on
 // constants and internal invariants carry an `allow` with the reason.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -97,33 +111,46 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod checks;
+#[cfg(feature = "full")]
 pub mod data;
 mod error;
 mod float;
+#[cfg(feature = "full")]
 mod linalg;
+#[cfg(feature = "full")]
 mod memory;
+#[cfg(feature = "full")]
 pub mod model;
+#[cfg(feature = "full")]
 pub mod ntk;
 pub mod optim;
 mod record;
 #[cfg(feature = "proptest")]
 pub mod testing;
+#[cfg(feature = "full")]
 pub mod theory;
+mod threads;
+#[cfg(feature = "full")]
 pub mod train;
 
 pub use error::{Error, Result};
 pub use float::{Float, Precision};
-pub use linalg::{gemm_backend, gemm_threads, set_gemm_backend, set_gemm_threads, GemmBackend};
+#[cfg(feature = "full")]
+pub use linalg::{gemm_backend, set_gemm_backend, GemmBackend};
+#[cfg(feature = "full")]
 pub use memory::{memory_limit, set_memory_limit, MEMORY_LIMIT_VAR};
+#[cfg(feature = "full")]
 pub use model::TwoLayerReLU;
 pub use optim::{
     minimize, Convention, GradientDescent, HeavyBall, MinimizeOptions, MinimizeReport, Nesterov, Optimizer,
     OptimizerState, Parameters, ParametersMut, Schedule,
 };
 pub use record::{Diagnostics, History, Stop};
+pub use threads::{gemm_threads, set_gemm_threads};
+#[cfg(feature = "full")]
 pub use train::{Parameterization, Trainer};
 
 /// The README's code blocks, compiled and run as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "full"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

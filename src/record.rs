@@ -61,6 +61,11 @@ pub struct Diagnostics {
 /// What a run recorded: the full-batch loss before the first step and after
 /// every step, the wall-clock time of each, and diagnostics at a cadence.
 ///
+/// With the feature `nalgebra` (part of the default `full`), `approx`'s
+/// `AbsDiffEq` and `RelativeEq` compare two histories: losses and every
+/// diagnostic value within the tolerance, steps and stop reasons exactly;
+/// the wall-clock times are not compared.
+///
 /// Losses are stored as `f64` whatever the model's float type (an `f32` loss
 /// converts exactly), so the crate's one [`crate::Error`] can carry a history
 /// when a run diverges.
@@ -156,3 +161,24 @@ impl History {
         }
     }
 }
+
+#[cfg(feature = "nalgebra")]
+crate::float::approx_record!(History, |a, b, same| {
+    use crate::float::close::option;
+    a.losses.len() == b.losses.len()
+        && same(&a.losses, &b.losses)
+        && a.stop == b.stop
+        && a.diagnostics.len() == b.diagnostics.len()
+        && a.diagnostics.iter().zip(&b.diagnostics).all(|(x, y)| {
+            x.step == y.step
+                && same(
+                    &[x.weight_distance, x.max_neuron_distance, x.activation_flip_fraction],
+                    &[y.weight_distance, y.max_neuron_distance, y.activation_flip_fraction],
+                )
+                && option(x.ntk_drift, y.ntk_drift, same)
+                && option(x.ntk_lambda_min, y.ntk_lambda_min, same)
+                && option(x.ntk_lambda_max, y.ntk_lambda_max, same)
+                && option(x.test_loss, y.test_loss, same)
+                && option(x.test_accuracy, y.test_accuracy, same)
+        })
+});

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("checks", 0),
     ("record", 0),
     ("linalg", 0),
+    ("threads", 0),
     ("memory", 0),
     ("optim", 1),
     ("model", 1),

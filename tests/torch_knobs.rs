@@ -245,3 +245,74 @@ fn reduce_on_plateau_equals_torch() {
     );
     println!("[measured] 13 configs x 80 losses: step sizes bit-identical to torch; {reductions} reductions");
 }
+
+/// `Schedule::warmup_from` against torch's `LinearLR` and
+/// `SequentialLR([LinearLR, CosineAnnealingLR])` (tests/golden/torch_warmup.json,
+/// from benches/peers/warmup_torch.py): step sizes to 1e-15 relative, iterates
+/// of SGD with momentum 0.9 (PyTorch convention) to 1e-12.
+#[test]
+fn warmup_from_equals_torch_linear_lr() {
+    let golden: Value = serde_json::from_str(include_str!("golden/torch_warmup.json")).expect("golden JSON");
+    let a = floats(&golden["a"]);
+    let x0 = floats(&golden["x0"]);
+    let base = golden["base_lr"].as_f64().expect("base");
+    let mut worst = (0.0f64, 0.0f64);
+    for case in golden["cases"].as_array().expect("cases") {
+        let name = case["name"].as_str().expect("name");
+        let then = match case["then"].as_str() {
+            Some("constant") => Schedule::constant(base),
+            _ => {
+                let c = &case["then"]["cosine"];
+                Schedule::cosine(
+                    base,
+                    c["last"].as_f64().expect("last"),
+                    c["steps"].as_u64().expect("steps"),
+                )
+                .expect("cosine")
+            }
+        };
+        let lr = Schedule::warmup_from(
+            case["start_factor"].as_f64().expect("factor"),
+            case["warmup_steps"].as_u64().expect("steps"),
+            then,
+        )
+        .expect("warm-up");
+        for (t, want) in floats(&case["lrs"]).iter().enumerate() {
+            let err = (lr.value(t as u64) - want).abs() / want;
+            worst.0 = worst.0.max(err);
+            assert!(
+                err <= 1e-15,
+                "{name}: lr at step {t}: {} vs torch {want}",
+                lr.value(t as u64)
+            );
+        }
+        let mut opt: Box<dyn Optimizer<Vec<f64>>> = if case["nesterov"].as_bool() == Some(true) {
+            Box::new(
+                Nesterov::with_schedules(lr, 0.9)
+                    .expect("nag")
+                    .convention(Convention::PyTorch),
+            )
+        } else {
+            Box::new(
+                HeavyBall::with_schedules(lr, 0.9)
+                    .expect("hb")
+                    .convention(Convention::PyTorch),
+            )
+        };
+        let mut x = x0.clone();
+        let iterates: Vec<Vec<f64>> = serde_json::from_value(case["iterates"].clone()).expect("iterates");
+        for (t, want) in iterates.iter().enumerate() {
+            let g: Vec<f64> = a.iter().zip(&x).map(|(a, x)| a * x).collect();
+            opt.step(&mut x, &g).expect("step");
+            for (got, want) in x.iter().zip(want) {
+                let err = (got - want).abs();
+                worst.1 = worst.1.max(err);
+                assert!(err <= 1e-12, "{name}: step {t}: {got} vs torch {want}");
+            }
+        }
+    }
+    println!(
+        "[measured] warm-up: step sizes within {:.1e} relative of torch, iterates within {:.1e}",
+        worst.0, worst.1
+    );
+}

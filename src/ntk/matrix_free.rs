@@ -385,6 +385,7 @@ impl Default for LanczosOptions {
 /// rounding) for t < k = `products`, and approximately beyond.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct KrylovSpectrum {
     /// The smallest Ritz value θ_min ≥ λ_min(H).
     pub lambda_min: f64,

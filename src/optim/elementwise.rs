@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use crate::checks::CHUNK;
-use crate::linalg::{parallel, with_avx2 as dispatch};
+use crate::threads::{parallel, with_avx2 as dispatch};
 use crate::Float;
 
 /// `f(θ_i, g_i)` for every entry.

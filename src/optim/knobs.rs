@@ -69,6 +69,7 @@ impl GradientClip {
 /// Whether an optimizer descends or ascends its objective.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub enum Direction {
     /// Step against the gradient (the default).
     #[default]

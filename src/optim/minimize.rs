@@ -155,6 +155,7 @@ impl MinimizeOptions {
 /// The outcome of [`minimize`]; the final parameters are left in the
 /// caller's container.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct MinimizeReport {
     /// Objective value at every evaluated iterate; entry 0 is at the start.
     pub values: Vec<f64>,

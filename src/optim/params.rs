@@ -1,5 +1,6 @@
 //! Parameter containers: one tensor, or a set of tensors of different shapes.
 
+#[cfg(feature = "nalgebra")]
 use nalgebra::{DMatrix, DVector};
 
 use crate::{Error, Float, Result};
@@ -266,8 +267,10 @@ macro_rules! single_tensor {
 
 single_tensor!(Vec<T>, self => Shape::vector(self.len()), self.as_slice(), self.as_mut_slice());
 single_tensor!([T], self => Shape::vector(self.len()), self, self);
+#[cfg(feature = "nalgebra")]
 single_tensor!(DVector<T>, self => Shape::vector(self.nrows()), nalgebra::Matrix::as_slice(self),
     nalgebra::Matrix::as_mut_slice(self));
+#[cfg(feature = "nalgebra")]
 single_tensor!(DMatrix<T>, self => Shape::matrix(self.nrows(), self.ncols()), nalgebra::Matrix::as_slice(self),
     nalgebra::Matrix::as_mut_slice(self));
 
@@ -348,7 +351,9 @@ macro_rules! set_of_sets {
 
 set_of_sets!([S; N], [S: Parameters, const N: usize], [S: ParametersMut, const N: usize], S, self => self.iter(), self.iter_mut());
 set_of_sets!(Vec<Vec<T>>, [T: Float], [T: Float], Vec<T>, self => self.iter(), self.iter_mut());
+#[cfg(feature = "nalgebra")]
 set_of_sets!(Vec<DVector<T>>, [T: Float], [T: Float], DVector<T>, self => self.iter(), self.iter_mut());
+#[cfg(feature = "nalgebra")]
 set_of_sets!(Vec<DMatrix<T>>, [T: Float], [T: Float], DMatrix<T>, self => self.iter(), self.iter_mut());
 
 /// Tuples: the tensors of the first member, then the second, ...

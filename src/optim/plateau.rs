@@ -8,6 +8,7 @@ use crate::{Error, Result};
 /// accuracy).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub enum PlateauMode {
     /// Lower is better (the default).
     #[default]
@@ -19,6 +20,7 @@ pub enum PlateauMode {
 /// How an improvement is measured against the best value so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub enum ThresholdMode {
     /// Relative: better than best · (1 ∓ threshold) (the default).
     #[default]

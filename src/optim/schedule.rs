@@ -14,6 +14,7 @@ use crate::{Error, Result};
 /// | [`Schedule::exponential`]`(v, γ)` | v · γ^t |
 /// | [`Schedule::cosine`]`(v, v_T, T)` | v_T + (v − v_T) (1 + cos(π min(t, T) / T)) / 2 |
 /// | [`Schedule::linear_warmup`]`(w, s)` | s(0) · (t + 1)/(w + 1) for t < w, then s(t − w) |
+/// | [`Schedule::warmup_from`]`(f, w, s)` | s(0) · (f + (1 − f) t/w) for t < w, then s(t − w) |
 /// | [`Schedule::piecewise`]`([b_1 …], [v_0, v_1 …])` | v_j for b_j ≤ t < b_{j+1} (b_0 = 0) |
 /// | [`Schedule::from_fn`]`(f)` | f(t) |
 ///
@@ -71,6 +72,16 @@ pub enum Schedule {
         /// The schedule after the warm-up.
         then: Box<Schedule>,
     },
+    /// A linear ramp from `start_factor` times `then`'s first value to
+    /// that value over `steps` steps, then `then` shifted by `steps`.
+    WarmupFrom {
+        /// The fraction of the first value at step 0, in (0, 1].
+        start_factor: f64,
+        /// Length of the warm-up (> 0).
+        steps: u64,
+        /// The schedule after the warm-up.
+        then: Box<Schedule>,
+    },
     /// `values[j]` from step `boundaries[j − 1]` (0 for j = 0) to step
     /// `boundaries[j]`.
     Piecewise {
@@ -101,6 +112,14 @@ impl std::fmt::Debug for Schedule {
                 write!(f, "Cosine {{ initial: {initial:?}, last: {last:?}, steps: {steps} }}")
             }
             Schedule::LinearWarmup { steps, then } => write!(f, "LinearWarmup {{ steps: {steps}, then: {then:?} }}"),
+            Schedule::WarmupFrom {
+                start_factor,
+                steps,
+                then,
+            } => write!(
+                f,
+                "WarmupFrom {{ start_factor: {start_factor:?}, steps: {steps}, then: {then:?} }}"
+            ),
             Schedule::Piecewise { boundaries, values } => {
                 write!(f, "Piecewise {{ boundaries: {boundaries:?}, values: {values:?} }}")
             }
@@ -134,6 +153,18 @@ impl PartialEq for Schedule {
                 },
             ) => initial == i2 && last == l2 && steps == s2,
             (LinearWarmup { steps, then }, LinearWarmup { steps: s2, then: t2 }) => steps == s2 && then == t2,
+            (
+                WarmupFrom {
+                    start_factor,
+                    steps,
+                    then,
+                },
+                WarmupFrom {
+                    start_factor: f2,
+                    steps: s2,
+                    then: t2,
+                },
+            ) => start_factor == f2 && steps == s2 && then == t2,
             (
                 Piecewise { boundaries, values },
                 Piecewise {
@@ -221,6 +252,41 @@ impl Schedule {
         })
     }
 
+    /// A linear warm-up from a fraction of the first value: `then.value(0) ·
+    /// (start_factor + (1 − start_factor) t/steps)` for t < `steps`, then
+    /// `then.value(t − steps)`. With a constant `then` it is PyTorch's
+    /// `LinearLR(start_factor, total_iters=steps)`; followed by a cosine it
+    /// is `SequentialLR([LinearLR, CosineAnnealingLR], milestones=[steps])`
+    /// and Optax's `warmup_cosine_decay_schedule(init_value = start_factor ·
+    /// peak, …)` (checked against torch in `tests/torch_knobs.rs`).
+    ///
+    /// ```
+    /// use ntk_momentum::optim::Schedule;
+    ///
+    /// let lr = Schedule::warmup_from(0.1, 5, Schedule::constant(0.05))?;
+    /// assert!((lr.value(0) - 0.005).abs() < 1e-17);
+    /// assert!((lr.value(2) - 0.023).abs() < 1e-17);
+    /// assert_eq!(lr.value(5), 0.05);
+    /// # Ok::<(), ntk_momentum::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] unless 0 < `start_factor` ≤ 1 and
+    /// `steps > 0`.
+    pub fn warmup_from(start_factor: f64, steps: u64, then: Schedule) -> Result<Schedule> {
+        if !(start_factor > 0.0 && start_factor <= 1.0) {
+            return Err(Error::invalid("start_factor", start_factor, "a number in (0, 1]"));
+        }
+        if steps == 0 {
+            return Err(Error::invalid("steps", steps, "at least 1 step"));
+        }
+        Ok(Schedule::WarmupFrom {
+            start_factor,
+            steps,
+            then: Box::new(then),
+        })
+    }
+
     /// `values[0]` before `boundaries[0]`, `values[j]` from `boundaries[j − 1]`
     /// to `boundaries[j]`, and the last value after the last boundary.
     ///
@@ -271,6 +337,17 @@ impl Schedule {
             Schedule::LinearWarmup { steps, then } => {
                 if t < *steps {
                     then.value(0) * (t + 1) as f64 / (*steps + 1) as f64
+                } else {
+                    then.value(t - steps)
+                }
+            }
+            Schedule::WarmupFrom {
+                start_factor,
+                steps,
+                then,
+            } => {
+                if t < *steps {
+                    then.value(0) * (start_factor + (1.0 - start_factor) * t as f64 / *steps as f64)
                 } else {
                     then.value(t - steps)
                 }

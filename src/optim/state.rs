@@ -9,11 +9,16 @@ use crate::{Error, Float, Precision, Result};
 
 /// The complete state of an optimizer: enough to continue a run exactly.
 ///
+/// With the feature `nalgebra` (part of the default `full`), `approx`'s
+/// `AbsDiffEq` and `RelativeEq` compare two states: names, step, precision,
+/// shapes and buffer names exactly, values within the tolerance.
+///
 /// Buffers are stored as `f64` whatever the parameters' float type: `f32`
 /// values convert to `f64` and back exactly, so a state read from an `f32`
 /// run restores it bit for bit.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct OptimizerState {
     /// The optimizer's name, e.g. `"nesterov"`.
     pub optimizer: String,
@@ -31,6 +36,25 @@ pub struct OptimizerState {
 }
 
 impl OptimizerState {
+    /// A state from its parts (what a user optimizer returns from
+    /// [`crate::Optimizer::state`]; the built-in ones check it in
+    /// `set_state`).
+    pub fn new(
+        optimizer: impl Into<String>,
+        hyperparameters: Vec<(String, f64)>,
+        step: u64,
+        precision: Option<Precision>,
+        tensors: Vec<TensorState>,
+    ) -> Self {
+        OptimizerState {
+            optimizer: optimizer.into(),
+            hyperparameters,
+            step,
+            precision,
+            tensors,
+        }
+    }
+
     /// The state of optimizer `optimizer` before its first step: no
     /// hyper-parameters recorded, step 0, no tensors (what a stateless user
     /// optimizer returns from [`crate::Optimizer::state`]).
@@ -48,6 +72,7 @@ impl OptimizerState {
 /// The state an optimizer keeps for one parameter tensor.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct TensorState {
     /// The tensor's shape, fixed by the first step.
     pub shape: Vec<usize>,
@@ -55,6 +80,35 @@ pub struct TensorState {
     /// as many entries as the shape declares, in storage order.
     pub buffers: Vec<(String, Vec<f64>)>,
 }
+
+impl TensorState {
+    /// One tensor's state: its shape and named buffers.
+    pub fn new(shape: Vec<usize>, buffers: Vec<(String, Vec<f64>)>) -> Self {
+        TensorState { shape, buffers }
+    }
+}
+
+// Names, steps, precision and shapes equal; hyper-parameter values and
+// buffer entries within the tolerance.
+#[cfg(feature = "nalgebra")]
+crate::float::approx_record!(OptimizerState, |a, b, same| {
+    let names = |s: &OptimizerState| s.hyperparameters.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    let values = |s: &OptimizerState| s.hyperparameters.iter().map(|(_, v)| *v).collect::<Vec<_>>();
+    a.optimizer == b.optimizer
+        && a.step == b.step
+        && a.precision == b.precision
+        && names(a) == names(b)
+        && same(&values(a), &values(b))
+        && a.tensors.len() == b.tensors.len()
+        && a.tensors.iter().zip(&b.tensors).all(|(x, y)| {
+            x.shape == y.shape
+                && x.buffers.len() == y.buffers.len()
+                && x.buffers
+                    .iter()
+                    .zip(&y.buffers)
+                    .all(|((n, u), (m, v))| n == m && same(u, v))
+        })
+});
 
 /// Per-tensor state of the built-in optimizers.
 #[derive(Clone, Debug)]

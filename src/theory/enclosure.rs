@@ -195,6 +195,7 @@ pub(crate) fn spectral_norm_bound(a: &DMatrix<f64>, symmetric: bool) -> f64 {
 /// What the enclosure recorded at one step t.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct EnclosureStep {
     /// ‖p_t‖: the linearized prediction from H(W_0).
     pub predicted_norm: f64,

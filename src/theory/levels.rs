@@ -31,6 +31,7 @@ use crate::{Error, Result, Schedule};
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct ModalResidual {
     eigenvalues: Vec<f64>,
     coordinates: Vec<f64>,
@@ -228,6 +229,7 @@ fn check_fraction(loss_fraction: f64) -> Result<()> {
 /// 1 − |z| is at least twice the asymptotic 1 − ρ.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct StepPrediction {
     /// The method.
     pub method: Method,
@@ -270,6 +272,7 @@ impl fmt::Display for StepPrediction {
 /// steps (see [`best_tuning`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct BestTuning {
     /// The method.
     pub method: Method,

@@ -6,6 +6,7 @@ use crate::{Error, History, Result};
 
 /// A linear rate fitted to a loss trajectory (see [`measured_rate`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RateFit {
     /// The residual rate ρ = exp(slope / 2), with slope the least-squares
     /// slope of ln(loss) per step.
@@ -187,6 +188,7 @@ pub fn measured_rate_of_history(history: &History, upper_fraction: f64, lower_fr
 
 /// A predicted rate set against a measured one (see [`compare`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Comparison {
     /// The predicted residual rate ρ_pred, e.g. from [`super::rate`].
     pub predicted: f64,

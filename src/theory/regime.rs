@@ -16,6 +16,7 @@ pub const REGIME_FIT_WINDOW: (f64, f64) = (1e-1, 1e-12);
 /// The verdict of [`regime`] on one run.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Regime {
     /// The method.
     pub method: Method,

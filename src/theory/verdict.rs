@@ -61,6 +61,7 @@ impl StepTolerance {
 /// The verdict at one loss level.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct LevelVerdict {
     /// The level, a fraction of L_0.
     pub level: f64,
@@ -106,6 +107,7 @@ pub struct LevelVerdict {
 /// first-order deviation moves the steps out of it.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Verdict {
     /// The method and its (η, β).
     pub method: Method,

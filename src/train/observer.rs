@@ -4,6 +4,7 @@ use crate::Result;
 
 /// What an [`Observer`] sees after each recorded loss.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct StepInfo<'a> {
     /// Steps taken so far (0 = the loss before the first step).
     pub step: usize,
