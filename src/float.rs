@@ -33,9 +33,12 @@ impl std::fmt::Display for Precision {
 
 /// `f32` or `f64`: the one bound generic user code needs.
 ///
-/// It extends nalgebra's [`RealField`] (so `DMatrix<T>` arithmetic works)
-/// with lossless conversion to `f64` and its [`Precision`] tag. The
-/// trait is sealed: only `f32` and `f64` implement it.
+/// It extends nalgebra's `RealField` where nalgebra is in the build (the
+/// features `full`, the default, and `nalgebra`: `DMatrix<T>` arithmetic
+/// works) and num-traits' `Num + NumAssign + Neg + PartialOrd` in the
+/// optimizer-only build, with lossless conversion to `f64`, `magnitude`
+/// (|x|) and its [`Precision`] tag. The trait is sealed: only `f32` and
+/// `f64` implement it.
 ///
 /// ```
 /// use ntk_momentum::{Float, GradientDescent, Optimizer};

@@ -150,6 +150,31 @@ pub use threads::{gemm_threads, set_gemm_threads};
 #[cfg(feature = "full")]
 pub use train::{Parameterization, Trainer};
 
+/// The README's figures, drawn by the examples (each caption names the
+/// command; the numbers are in the README next to them). The SVG files ship
+/// in the package under `docs/figures/` and are embedded here so that they
+/// render on docs.rs.
+///
+/// ## CIFAR-10 subset: loss against step, GD, HB and NAG
+///
+/// `cargo run --release --example cifar_subset`.
+///
+#[doc = include_str!("../docs/figures/cifar_subset_loss.svg")]
+///
+/// ## Phase diagram: predicted steps over (η, β)
+///
+/// `cargo run --release --example phase_diagram`.
+///
+#[doc = include_str!("../docs/figures/phase_diagram.svg")]
+///
+/// ## Width sweep: measured against predicted steps as m grows
+///
+/// `cargo run --release --example width_sweep`.
+///
+#[doc = include_str!("../docs/figures/width_sweep.svg")]
+#[cfg(doc)]
+pub mod figures {}
+
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(all(doctest, feature = "full"))]
 #[doc = include_str!("../README.md")]

@@ -46,7 +46,7 @@ pub enum ThresholdMode {
 /// ```
 ///
 /// with best = +∞ (Min) or −∞ (Max) at the start. The [`crate::Trainer`]
-/// (with [`crate::Trainer::plateau`]) and [`crate::minimize`] (with
+/// (with `Trainer::tuner`, feature `full`) and [`crate::minimize`] (with
 /// [`crate::MinimizeOptions::plateau`]) call it with the loss of every
 /// step; a custom loop calls it itself:
 ///
