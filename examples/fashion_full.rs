@@ -40,7 +40,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use nalgebra::{DMatrix, DVector};
-use ntk_momentum::data::{binary_dataset, idx, BinaryTask, Dataset};
+use ntk_momentum::data::{binary_dataset, idx, BinaryTask, Centering, Dataset};
 use ntk_momentum::ntk::{lanczos, EmpiricalNtk, KrylovSpectrum, LanczosOptions, BLOCK_ENTRIES};
 use ntk_momentum::theory::{Method, ModalResidual};
 use ntk_momentum::train::Parameterization;
@@ -137,7 +137,7 @@ fn run<T: Float>(args: &Args) -> AnyResult<()> {
         Some(n) => n as usize,
         None => task.max_balanced(&images),
     };
-    let (x, y) = binary_dataset::<T>(&images, &task, n, args.seed, true)?;
+    let (x, y) = binary_dataset::<T>(&images, &task, n, args.seed, Centering::MeanImage)?;
     drop(images);
     let d = x.ncols();
     let model = TwoLayerReLU::<T>::init(d, m, args.seed)?;

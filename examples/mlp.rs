@@ -16,7 +16,7 @@
 
 use clap::Parser;
 use nalgebra::{DMatrix, DVector};
-use ntk_momentum::data::{balanced_subset, embedded, preprocess, targets, BinaryTask};
+use ntk_momentum::data::{balanced_subset, embedded, preprocess, targets, BinaryTask, Centering};
 use ntk_momentum::optim::{Parameters, ParametersMut, Shape};
 use ntk_momentum::{minimize, HeavyBall, MinimizeOptions, Nesterov, Optimizer, Result};
 use rand::SeedableRng;
@@ -167,11 +167,11 @@ fn run(args: &Args) -> Result<()> {
         }
     }
     let (x, y) = (
-        preprocess::<f64>(&images, &train, false)?,
+        preprocess::<f64>(&images, &train, Centering::Off)?,
         targets::<f64>(&images, &task, &train)?,
     );
     let (xt, yt) = (
-        preprocess::<f64>(&images, &test, false)?,
+        preprocess::<f64>(&images, &test, Centering::Off)?,
         targets::<f64>(&images, &task, &test)?,
     );
     println!(

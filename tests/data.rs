@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ntk_momentum::data::{
-    balanced_subset, binary_dataset, center_columns, cifar10, embedded, idx, normalize_rows, preprocess, targets,
+    balanced_subset, binary_dataset, center_columns, Centering, cifar10, embedded, idx, normalize_rows, preprocess, targets,
     unit_interval, BinaryTask, Dataset, Images,
 };
 use ntk_momentum::Error;
@@ -689,7 +689,7 @@ fn n_larger_than_data_is_rejected() {
         &Dataset::FashionMnist.default_task(),
         1661,
         1,
-        false,
+        Centering::Off,
     ));
     assert_contains(&msg, &["n = 1661", "the largest n is 1660"]);
     // A task whose classes are absent.
@@ -749,7 +749,7 @@ fn balanced_subsets_are_balanced_sorted_and_seeded() {
 fn binary_dataset_gives_unit_rows_and_matching_targets() {
     let fashion = embedded::fashion_mnist();
     let task = Dataset::FashionMnist.default_task();
-    for center in [false, true] {
+    for center in [Centering::Off, Centering::MeanImage] {
         let (x, y) = binary_dataset::<f64>(&fashion, &task, 300, 9, center).unwrap();
         assert_eq!(x.shape(), (300, 784));
         assert_eq!(y.len(), 300);
@@ -791,7 +791,7 @@ fn rows_have_unit_norm_and_values_are_scaled() {
     assert_eq!(u.shape(), (20, 3072));
     assert!(u.iter().all(|&v| (0.0..=1.0).contains(&v)));
     assert_eq!(u[(3, 1025)], f64::from(cifar.image(3).unwrap()[1025]) / 255.0);
-    for center in [false, true] {
+    for center in [Centering::Off, Centering::MeanImage] {
         let x = preprocess::<f32>(&cifar, &all, center).unwrap();
         for row in x.row_iter() {
             assert!((row.norm() - 1.0).abs() < 1e-5);
@@ -802,7 +802,7 @@ fn rows_have_unit_norm_and_values_are_scaled() {
         }
     }
     // Without centring, a row is the scaled image divided by its norm.
-    let x = preprocess::<f64>(&cifar, &[4, 2], false).unwrap();
+    let x = preprocess::<f64>(&cifar, &[4, 2], Centering::Off).unwrap();
     let img = cifar.image(4).unwrap();
     let norm = img.iter().map(|&p| (f64::from(p) / 255.0).powi(2)).sum::<f64>().sqrt();
     assert!((x[(0, 10)] - f64::from(img[10]) / 255.0 / norm).abs() < 1e-15);
@@ -823,7 +823,7 @@ fn centring_gives_zero_column_means_before_normalization() {
     }
     // The pipeline is centre-then-normalize.
     normalize_rows(&mut u).unwrap();
-    let x = preprocess::<f64>(&mnist, &idx, true).unwrap();
+    let x = preprocess::<f64>(&mnist, &idx, Centering::MeanImage).unwrap();
     assert!((x - &u).abs().max() < 1e-12);
     // f32 centring too.
     let mut u32 = unit_interval::<f32>(&mnist, &idx).unwrap();
@@ -838,19 +838,19 @@ fn zero_rows_are_errors_naming_the_sample() {
     let mut pixels = vec![0u8; 4 * 3];
     pixels[0] = 9; // sample 0 non-zero, samples 1 and 2 all zero
     let images = Images::new(2, 2, 1, pixels, vec![1, 4, 7]).unwrap();
-    let msg = message(preprocess::<f64>(&images, &[0, 2], false));
+    let msg = message(preprocess::<f64>(&images, &[0, 2], Centering::Off));
     assert_contains(&msg, &["sample 2 (label 7) is all zeros", "unit norm"]);
     // Centring two identical samples leaves zero rows.
     let twins = Images::new(1, 2, 1, vec![5, 6, 5, 6, 1, 1], vec![0, 1, 2]).unwrap();
-    let msg = message(preprocess::<f32>(&twins, &[1, 0], true));
+    let msg = message(preprocess::<f32>(&twins, &[1, 0], Centering::MeanImage));
     assert_contains(&msg, &["sample 1 (label 1) equals the mean image"]);
-    assert_contains(&message(preprocess::<f64>(&twins, &[2], true)), &["single sample"]);
+    assert_contains(&message(preprocess::<f64>(&twins, &[2], Centering::MeanImage)), &["single sample"]);
     assert_contains(
-        &message(preprocess::<f64>(&twins, &[], false)),
+        &message(preprocess::<f64>(&twins, &[], Centering::Off)),
         &["at least one sample index"],
     );
     assert_contains(
-        &message(preprocess::<f64>(&twins, &[3], false)),
+        &message(preprocess::<f64>(&twins, &[3], Centering::Off)),
         &["sample index 3 is out of range"],
     );
     let mut z = nalgebra::DMatrix::<f64>::zeros(2, 3);

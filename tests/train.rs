@@ -4,7 +4,8 @@
 mod support;
 
 use nalgebra::{DMatrix, DVector};
-use ntk_momentum::train::{Control, Parameterization, StepInfo, Stop, Trainer};
+use ntk_momentum::train::{Control, Parameterization, StepInfo, Trainer};
+use ntk_momentum::Stop;
 use ntk_momentum::{Error, GradientDescent, HeavyBall, Nesterov, Optimizer, TwoLayerReLU};
 use support::{labels, max_rel_diff, unit_rows, SignDescent};
 

@@ -168,7 +168,7 @@ fn run_with_takes_a_borrowing_observer() {
         })
         .unwrap();
     assert_eq!(history.steps(), 12);
-    assert_eq!(history.stop_reason(), Some(ntk_momentum::train::Stop::Observer));
+    assert_eq!(history.stop_reason(), Some(ntk_momentum::Stop::Observer));
     assert_eq!(seen.len(), 13);
     assert!(seen.iter().zip(history.losses()).all(|((_, a), b)| a == b));
 }

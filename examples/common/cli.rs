@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use ntk_momentum::data::Centering;
 use ntk_momentum::theory::Method;
 use ntk_momentum::train::Parameterization;
 use ntk_momentum::{GradientDescent, HeavyBall};
@@ -95,8 +96,12 @@ impl Experiment {
     }
 
     /// Whether the mean image is subtracted (the default; `--raw` keeps it).
-    pub fn center(&self) -> bool {
-        !self.raw
+    pub fn centering(&self) -> Centering {
+        if self.raw {
+            Centering::Off
+        } else {
+            Centering::MeanImage
+        }
     }
 
     /// `--width`, or the default for `n` samples.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use nalgebra::{DMatrix, DVector};
-use ntk_momentum::data::{binary_dataset, cifar10, embedded, idx, BinaryTask, Dataset, Images};
+use ntk_momentum::data::{binary_dataset, cifar10, embedded, idx, BinaryTask, Centering, Dataset, Images};
 use ntk_momentum::ntk::{eigendecomposition, infinite_width_gram, Spectrum};
 use ntk_momentum::theory::ModalResidual;
 use ntk_momentum::{Error, Float, TwoLayerReLU};
@@ -107,7 +107,7 @@ pub fn problem<T: Float>(
         )
         .into());
     }
-    let (x, y) = binary_dataset::<T>(&images, &task, n, args.seed, args.center())?;
+    let (x, y) = binary_dataset::<T>(&images, &task, n, args.seed, args.centering())?;
     let width = width.unwrap_or_else(|| args.width_for(n));
     let model = TwoLayerReLU::<T>::init(x.ncols(), width, args.seed)?;
     let h0 = model.ntk_gram(&x)?;
@@ -121,7 +121,7 @@ pub fn problem<T: Float>(
         task.name(),
         n,
         x.ncols(),
-        if args.center() {
+        if args.centering() == Centering::MeanImage {
             ", mean image subtracted"
         } else {
             ", raw"

@@ -22,11 +22,11 @@
 //! # Examples
 //!
 //! ```
-//! use ntk_momentum::data::{binary_dataset, embedded, Dataset};
+//! use ntk_momentum::data::{binary_dataset, embedded, Centering, Dataset};
 //!
 //! let images = embedded::mnist();
 //! let task = Dataset::Mnist.default_task(); // even (+1) vs odd (-1)
-//! let (x, y) = binary_dataset::<f64>(&images, &task, 1000, 42, true)?;
+//! let (x, y) = binary_dataset::<f64>(&images, &task, 1000, 42, Centering::MeanImage)?;
 //! assert_eq!(x.shape(), (1000, 784));
 //! assert_eq!(y.sum(), 0.0); // 500 of each
 //! # Ok::<(), ntk_momentum::Error>(())
@@ -55,6 +55,6 @@ mod synthetic;
 mod task;
 
 pub use images::{Images, NUM_CLASSES};
-pub use preprocess::{center_columns, normalize_rows, preprocess, unit_interval};
+pub use preprocess::{center_columns, normalize_rows, preprocess, unit_interval, Centering};
 pub use synthetic::unit_sphere;
 pub use task::{balanced_subset, binary_dataset, targets, BinaryTask, Dataset};

@@ -58,9 +58,20 @@ pub fn normalize_rows<T: Float>(x: &mut DMatrix<T>) -> Result<()> {
     Ok(())
 }
 
+/// Whether [`preprocess`] centres the samples on their own mean image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Centering {
+    /// Subtract the mean image of the selected samples (the default: the
+    /// kernel's spectrum is then far better conditioned).
+    #[default]
+    MeanImage,
+    /// Keep the raw scaled pixels.
+    Off,
+}
+
 /// The full pipeline: the samples at `indices`, flattened, scaled to
-/// `[0, 1]`, centred on their own mean image if `center`, then scaled to unit
-/// row norm. Returns the `n x d` matrix `X` with one sample per row.
+/// `[0, 1]`, centred on their own mean image with [`Centering::MeanImage`],
+/// then scaled to unit row norm. Returns the `n x d` matrix `X` with one sample per row.
 ///
 /// Computed in `f64` and rounded to `T` at the end, so the `f32` result is
 /// the `f64` one rounded.
@@ -75,22 +86,22 @@ pub fn normalize_rows<T: Float>(x: &mut DMatrix<T>) -> Result<()> {
 /// # Examples
 ///
 /// ```
-/// use ntk_momentum::data::{embedded, preprocess};
+/// use ntk_momentum::data::{embedded, preprocess, Centering};
 ///
 /// let images = embedded::cifar10_test();
 /// let all: Vec<usize> = (0..images.len()).collect();
-/// let x = preprocess::<f64>(&images, &all, true)?;
+/// let x = preprocess::<f64>(&images, &all, Centering::MeanImage)?;
 /// assert_eq!(x.shape(), (20, 3072));
 /// for row in x.row_iter() {
 ///     assert!((row.norm() - 1.0).abs() < 1e-12);
 /// }
 /// # Ok::<(), ntk_momentum::Error>(())
 /// ```
-pub fn preprocess<T: Float>(images: &Images, indices: &[usize], center: bool) -> Result<DMatrix<T>> {
+pub fn preprocess<T: Float>(images: &Images, indices: &[usize], centering: Centering) -> Result<DMatrix<T>> {
     let n = indices.len();
     let d = images.sample_len();
     let mut rows = scaled_rows(images, indices)?;
-    if center {
+    if centering == Centering::MeanImage {
         let mut mean = vec![0.0f64; d];
         for row in rows.chunks_exact(d) {
             for (m, v) in mean.iter_mut().zip(row) {
@@ -109,7 +120,7 @@ pub fn preprocess<T: Float>(images: &Images, indices: &[usize], center: bool) ->
     for (k, row) in rows.chunks_exact_mut(d).enumerate() {
         let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
         if !(norm > 0.0 && norm.is_finite()) {
-            let what = if center {
+            let what = if centering == Centering::MeanImage {
                 if n == 1 {
                     "equals the mean image after centring (a single sample always does; centre at least two)"
                 } else {

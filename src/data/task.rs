@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use super::cifar10;
 use super::idx;
 use super::images::{Images, NUM_CLASSES};
-use super::preprocess::preprocess;
+use super::preprocess::{preprocess, Centering};
 use crate::{Error, Float, Result};
 
 /// The datasets the crate reads, with their class names and default tasks.
@@ -410,7 +410,7 @@ pub fn targets<T: Float>(images: &Images, task: &BinaryTask, indices: &[usize]) 
 
 /// From images to a training problem in one call: a class-balanced subset
 /// of size `n` drawn with `seed` ([`balanced_subset`]), preprocessed
-/// ([`preprocess`]: scaled to [0, 1], centred if `center`, unit-norm rows)
+/// ([`preprocess`]: scaled to [0, 1], centred as `centering` says, unit-norm rows)
 /// into `x` (`n x d`, one sample per row), with targets `y` in {+1, -1}.
 ///
 /// # Errors
@@ -420,16 +420,16 @@ pub fn targets<T: Float>(images: &Images, task: &BinaryTask, indices: &[usize]) 
 /// # Examples
 ///
 /// ```
-/// use ntk_momentum::data::{binary_dataset, embedded, BinaryTask};
+/// use ntk_momentum::data::{binary_dataset, embedded, BinaryTask, Centering};
 ///
 /// let images = embedded::cifar10_test();
 /// let task = BinaryTask::cifar10_vehicles_vs_animals();
-/// let (x, y) = binary_dataset::<f32>(&images, &task, 20, 0, false)?;
+/// let (x, y) = binary_dataset::<f32>(&images, &task, 20, 0, Centering::Off)?;
 /// assert_eq!(x.shape(), (20, 3072));
 /// assert_eq!(y.iter().filter(|&&t| t == 1.0).count(), 10);
 ///
 /// // Asking for more than the data holds is an error, not a smaller set.
-/// let err = binary_dataset::<f32>(&images, &task, 21, 0, false).unwrap_err();
+/// let err = binary_dataset::<f32>(&images, &task, 21, 0, Centering::Off).unwrap_err();
 /// assert!(err.to_string().contains("n = 21"));
 /// # Ok::<(), ntk_momentum::Error>(())
 /// ```
@@ -438,10 +438,10 @@ pub fn binary_dataset<T: Float>(
     task: &BinaryTask,
     n: usize,
     seed: u64,
-    center: bool,
+    centering: Centering,
 ) -> Result<(DMatrix<T>, DVector<T>)> {
     let indices = balanced_subset(images, task, n, seed)?;
-    let x = preprocess(images, &indices, center)?;
+    let x = preprocess(images, &indices, centering)?;
     let y = targets(images, task, &indices)?;
     Ok((x, y))
 }

@@ -54,7 +54,6 @@ mod plateau;
 mod schedule;
 pub(crate) mod state;
 
-pub use crate::record::Stop;
 pub use gradient_descent::GradientDescent;
 pub use heavy_ball::HeavyBall;
 pub use hyper::Convention;

@@ -50,7 +50,8 @@ mod trainer;
 
 use nalgebra::{DMatrix, DVector};
 
-pub use crate::record::{Diagnostics, History, Stop};
+// History, Diagnostics and Stop live at the crate root only (one path per item).
+use crate::record::{Diagnostics, History, Stop};
 #[cfg(feature = "progress")]
 #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
 pub use observer::ProgressBar;
