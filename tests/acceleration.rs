@@ -3,6 +3,7 @@
 //! tuning against a brute-force grid, the regime verdict against its own
 //! definition and the dense spectrum, and the Lanczos extremes against a
 //! dense eigen-solver.
+#![cfg(feature = "full")]
 
 mod support;
 

@@ -9,6 +9,7 @@
 //! allocation is as large as the loop's own per-step arrays (the
 //! pre-activations and residual weights, n·m entries, and the gradient, m·d):
 //! those are allocated once per run.
+#![cfg(feature = "full")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,10 +1,15 @@
 //! The optimizer API as a new user writes it: no annotations, any container,
 //! parameter sets, schedules in both conventions (the PyTorch one against
-//! real `torch.optim.SGD` + `LambdaLR` iterates), serde.
+//! real `torch.optim.SGD` + `LambdaLR` iterates), serde. Runs in the
+//! optimizer-only build too (`--no-default-features --features nalgebra`),
+//! but for the items of the full crate.
+#![cfg(feature = "nalgebra")]
 
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::optim::{Convention, Parameters, ParametersMut, Schedule, Shape};
-use ntk_momentum::{Error, GradientDescent, HeavyBall, Nesterov, Optimizer, Trainer, TwoLayerReLU};
+use ntk_momentum::{Error, GradientDescent, HeavyBall, Nesterov, Optimizer};
+#[cfg(feature = "full")]
+use ntk_momentum::{Trainer, TwoLayerReLU};
 
 /// The snippets of the API issue, compiled as written.
 #[test]
@@ -17,8 +22,11 @@ fn common_calls_need_no_annotations() -> ntk_momentum::Result<()> {
     nag2.reset();
     assert_eq!(state.step, 0);
     assert!(HeavyBall::new(-1.0, 0.5).is_err());
-    let trainer = Trainer::new(TwoLayerReLU::new(784, 1024, 0)?, HeavyBall::new(0.1, 0.9)?);
-    assert_eq!(trainer.steps_taken(), 0);
+    #[cfg(feature = "full")]
+    {
+        let trainer = Trainer::new(TwoLayerReLU::new(784, 1024, 0)?, HeavyBall::new(0.1, 0.9)?);
+        assert_eq!(trainer.steps_taken(), 0);
+    }
     let boxed: Vec<Box<dyn Optimizer<Vec<f64>>>> =
         vec![Box::new(GradientDescent::new(0.1)?), Box::new(Nesterov::new(0.1, 0.9)?)];
     assert_eq!(boxed[1].name(), "nesterov");
@@ -518,12 +526,18 @@ fn public_types_are_send_and_sync() {
     send_sync::<Nesterov>();
     send_sync::<Schedule>();
     send_sync::<ntk_momentum::OptimizerState>();
-    send_sync::<TwoLayerReLU<f32>>();
-    send_sync::<TwoLayerReLU<f64>>();
+    send_sync::<ntk_momentum::optim::ReduceOnPlateau>();
+    send_sync::<ntk_momentum::optim::ParamGroup>();
     send_sync::<Error>();
     send_sync::<ntk_momentum::History>();
-    send_sync::<ntk_momentum::ntk::Spectrum>();
-    // A trainer owns `Send` observers, so it is `Send` but not `Sync`.
-    send::<Trainer<f64, Nesterov>>();
-    send::<Trainer<f32, Box<dyn Optimizer<DMatrix<f32>> + Send>>>();
+    #[cfg(feature = "full")]
+    {
+        send_sync::<TwoLayerReLU<f32>>();
+        send_sync::<TwoLayerReLU<f64>>();
+        send_sync::<ntk_momentum::ntk::Spectrum>();
+        // A trainer owns `Send` observers, so it is `Send` but not `Sync`.
+        send::<Trainer<f64, Nesterov>>();
+        send::<Trainer<f32, Box<dyn Optimizer<DMatrix<f32>> + Send>>>();
+    }
+    let _ = send::<Nesterov>;
 }

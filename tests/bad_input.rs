@@ -2,6 +2,7 @@
 //! with a message that names the argument (or file) that was wrong. No case
 //! may panic or abort, including requests for more memory than the machine
 //! has (they must be refused before anything is allocated).
+#![cfg(feature = "full")]
 
 use std::sync::Mutex;
 

@@ -1,5 +1,6 @@
 //! Tests of the `data` module: readers (round trips, bad input), embedded
 //! subsets, preprocessing, binary tasks and balanced subsets.
+#![cfg(feature = "full")]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

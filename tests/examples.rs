@@ -1,6 +1,7 @@
 //! The experiment examples run end to end on the embedded real data at small
 //! sizes, write their files, and turn bad flags into one-line errors with
 //! exit code 2.
+#![cfg(feature = "full")]
 
 use std::path::PathBuf;
 use std::process::Command;

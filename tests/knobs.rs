@@ -3,6 +3,7 @@
 //! kernel space and the verdict refuse, parameter groups saved and restored
 //! whole, hyper-parameters changed between steps, and loss-aware schedules
 //! driven by the `Trainer` and `minimize`.
+#![cfg(feature = "full")]
 
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::ntk::Spectrum;

@@ -2,6 +2,7 @@
 //! formulations: products, extreme eigenvalues (λ_max to 1e-6 and λ_min to
 //! 1e-4 relative, the accuracy the large-n diagnostics promise) and the
 //! Krylov prediction of a trajectory (exact for t < products).
+#![cfg(feature = "full")]
 
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::data::unit_sphere;

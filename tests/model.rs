@@ -1,6 +1,7 @@
 //! Tests of `TwoLayerReLU` and the `ntk` module: derivatives against finite
 //! differences, the identities between gradient, Jacobian and NTK, the
 //! infinite-width limit, precision and reproducibility, and bad input.
+#![cfg(feature = "full")]
 
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::ntk::{eigendecomposition, infinite_width_gram, Spectrum};

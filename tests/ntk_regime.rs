@@ -1,6 +1,7 @@
 //! Issue test: in the NTK regime the measured convergence rates of heavy ball
 //! and Nesterov match the prediction from the spectrum of H(W_0), and the
 //! kernel moves less for wider networks.
+#![cfg(feature = "full")]
 
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::ntk::Spectrum;

@@ -6,6 +6,7 @@
 //! property tests run through `proptest`'s `TestRunner` so that each can
 //! print the largest error it measured: run with
 //! `cargo test --test optim -- --nocapture` to see the `[measured]` lines.
+#![cfg(feature = "nalgebra")]
 
 use std::cell::Cell;
 

@@ -1,6 +1,7 @@
 //! Tests of `ntk_momentum::theory`: closed-form tunings against the computed
 //! spectral radius, roots against brute-force recursions, NAG against HB,
 //! stability limits, the measured-rate fit and the predicted trajectories.
+#![cfg(feature = "full")]
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use ntk_momentum::theory::{

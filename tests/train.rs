@@ -1,5 +1,6 @@
 //! Tests of the training loop: both parameterizations, an independent
 //! reference implementation, stopping rules, checkpoints, determinism.
+#![cfg(feature = "full")]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! space agree) and in `theory::predicted_losses` (exact for a linear model),
 //! `Send` trainers on two threads, call-scoped observers, evaluation sets,
 //! options, and serde of the run records.
+#![cfg(feature = "full")]
 
 mod support;
 

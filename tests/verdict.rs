@@ -3,6 +3,7 @@
 //! regime, every method, both parameterizations, f64 and f32), "holds"
 //! implies the measured steps are within the tolerance, and the enclosure of
 //! a run without drift is the linearized prediction itself.
+#![cfg(feature = "full")]
 
 use nalgebra::DMatrix;
 use ntk_momentum::data::unit_sphere;
