@@ -1,9 +1,11 @@
 //! Corrupted checkpoints: random byte flips, truncations and splices of valid
-//! files are refused with an error, and leave the trainer unchanged.
+//! files are refused with an error, and leave the trainer unchanged; and
+//! concurrent saves to one path never leave a torn or mixed file.
 
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::{Error, HeavyBall, Trainer, TwoLayerReLU};
 use proptest::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 fn problem() -> (DMatrix<f64>, DVector<f64>) {
     let x = DMatrix::from_fn(5, 3, |i, j| ((i * 3 + j * 5) % 7) as f64 / 7.0 - 0.4);
@@ -94,6 +96,133 @@ proptest! {
             prop_assert_eq!(after, before);
         }
     }
+}
+
+/// Marks a writer thread as finished when dropped (also when it panics).
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// What identifies a checkpoint's content: weights, optimizer state, step
+/// and losses.
+type Content = (DMatrix<f64>, ntk_momentum::optim::OptimizerState, usize, Vec<f64>);
+
+fn content(t: &Trainer<f64, HeavyBall>) -> Content {
+    (
+        t.model().weights().clone(),
+        t.optimizer().state(),
+        t.steps_taken(),
+        t.history().losses().to_vec(),
+    )
+}
+
+/// The file names in `dir`, sorted.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Eight threads save eight different checkpoints to one path at once,
+/// round after round, while (on Unix, where a file can be replaced while it
+/// is read) another thread loads it: every load succeeds and gives one of
+/// the eight whole, never a torn or mixed file, and no temporary file is
+/// left in the directory.
+#[test]
+fn concurrent_saves_to_one_path_leave_one_whole_checkpoint() {
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 12;
+    const SAVES: usize = 8;
+    let dir = std::env::temp_dir().join(format!("ntk_momentum_concurrent_saves_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("shared.ckpt");
+    let (x, y) = problem();
+    // Runs of 1 to 8 steps: eight different contents of one model shape.
+    let mut trainers: Vec<Trainer<f64, HeavyBall>> = (1..=THREADS)
+        .map(|steps| {
+            let mut t = trainer(steps);
+            t.run(&x, &y).unwrap();
+            t
+        })
+        .collect();
+    let expected: Vec<Content> = trainers.iter().map(content).collect();
+    for (i, a) in expected.iter().enumerate() {
+        assert!(
+            expected[..i].iter().all(|b| b != a),
+            "runs {i} and an earlier one agree"
+        );
+    }
+    let which = |loaded: &Content| expected.iter().position(|e| e == loaded);
+    trainers[0].save_checkpoint(&path).unwrap();
+    let mut seen = [0usize; THREADS];
+    let mut concurrent_loads = 0;
+    for round in 0..ROUNDS {
+        let done = AtomicUsize::new(0);
+        let barrier = std::sync::Barrier::new(THREADS);
+        let (done, barrier, path, which) = (&done, &barrier, &path, &which);
+        let (loads, failure) = std::thread::scope(|s| {
+            // A trainer is Send but not Sync (its observers): each writer owns one.
+            let writers: Vec<_> = std::mem::take(&mut trainers)
+                .into_iter()
+                .map(|t| {
+                    s.spawn(move || {
+                        // Counts the writer as done even if a save fails, so the reader stops.
+                        let _finished = Finished(done);
+                        barrier.wait();
+                        for _ in 0..SAVES {
+                            t.save_checkpoint(path).unwrap();
+                        }
+                        t
+                    })
+                })
+                .collect();
+            // Each load checked at once: a count and the first failure, nothing accumulated.
+            let reader = s.spawn(move || {
+                let (mut loads, mut failure) = (0usize, None);
+                while cfg!(unix) && done.load(SeqCst) < THREADS && failure.is_none() {
+                    let mut fresh = trainer(1);
+                    loads += 1;
+                    failure = match fresh.load_checkpoint(path) {
+                        Ok(()) if which(&content(&fresh)).is_some() => None,
+                        Ok(()) => Some("a checkpoint that is none of the saved ones".to_string()),
+                        Err(e) => Some(e.to_string()),
+                    };
+                }
+                (loads, failure)
+            });
+            let results: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
+            let read = reader.join().unwrap();
+            trainers = results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|_| panic!("round {round}: a save failed")))
+                .collect();
+            read
+        });
+        if let Some(f) = failure {
+            panic!("round {round}: load {loads} during the saves: {f}");
+        }
+        concurrent_loads += loads;
+        let mut fresh = trainer(1);
+        fresh.load_checkpoint(path).unwrap();
+        let k = which(&content(&fresh))
+            .unwrap_or_else(|| panic!("round {round}: the file is none of the saved checkpoints"));
+        seen[k] += 1;
+        assert_eq!(
+            listing(&dir),
+            ["shared.ckpt"],
+            "round {round}: files left beside the checkpoint"
+        );
+    }
+    eprintln!("last writer per round: {seen:?}; {concurrent_loads} loads during the saves");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Writes valid checkpoints of the fuzz target's model shape (8 x 3; HB and

@@ -1,8 +1,14 @@
 //! Bytes of a checkpoint: tensors as little-endian row-major buffers, the
-//! CRC-32 over tensors and metadata, and the atomic write.
+//! CRC-32 over tensors and metadata, and the atomic write (a temporary
+//! file of its own per write, synced, renamed over the target, directory
+//! synced).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use nalgebra::DMatrix;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -207,39 +213,104 @@ pub(super) enum Stage {
     Written,
     /// The bytes are synced to disk.
     Synced,
-    /// The temporary file has been renamed over `path`.
+    /// The temporary file has been renamed over `path` and the directory
+    /// synced, so the rename itself survives a crash.
     Renamed,
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it
-/// over `path`.
+/// Writes `bytes` to a new temporary file beside `path`, syncs it, renames
+/// it over `path` and syncs the directory. Every call has its own temporary
+/// file ([`create_temporary`]), so concurrent writes to one path (threads or
+/// processes) never share one: each rename replaces `path` by one whole
+/// file, and the last rename wins.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temporary_path(path)?;
-    if let Err(e) = write_stages(&tmp, path, bytes, Stage::Renamed) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
+    write_stages(path, bytes, Stage::Renamed).map(|_| ())
 }
 
-/// The temporary file of a write to `path`: beside it, hidden, named after
-/// the process.
-pub(super) fn temporary_path(path: &Path) -> Result<std::path::PathBuf> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+/// Temporary files created by this process so far: with the process id and
+/// the clock, part of every temporary file's name.
+static TEMPORARIES: AtomicU64 = AtomicU64::new(0);
+
+/// Tries before [`create_temporary`] gives up on names that exist already.
+const TEMPORARY_ATTEMPTS: u32 = 64;
+
+/// Creates a new, empty temporary file for a write to `path`: beside it
+/// (the rename must not cross file systems), hidden, named
+/// `.{name}.tmp-{pid}-{n}-{nanos}` with `n` from a process-wide counter and
+/// `nanos` from the clock. The counter makes the name unique within the
+/// process; the process id and the clock make a clash with another process
+/// unlikely (two containers with the same pid writing to a shared
+/// directory), and the file is opened with `create_new`, so a clash is
+/// never written through: the next name is tried.
+pub(super) fn create_temporary(path: &Path) -> Result<(PathBuf, File)> {
+    let dir = parent_dir(path);
     let name = path
         .file_name()
         .ok_or_else(|| Error::invalid("path", path.display(), "a file path"))?;
-    Ok(dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id())))
+    let mut last = None;
+    for _ in 0..TEMPORARY_ATTEMPTS {
+        let n = TEMPORARIES.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}-{n}-{nanos}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    let e = last.unwrap_or_else(|| std::io::Error::from(ErrorKind::AlreadyExists));
+    Err(Error::io(path, e))
 }
 
-/// The stages of an atomic write up to and including `last` (tests stop it
-/// early, as a killed process would).
-pub(super) fn write_stages(tmp: &Path, path: &Path, bytes: &[u8], last: Stage) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::File::create(tmp)?;
+/// The directory of `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Syncs directory `dir`, so a rename in it is on disk. Unix opens the
+/// directory and fsyncs it, and any error counts. Elsewhere (Windows) a
+/// directory cannot be opened as a file, so there is nothing to sync and a
+/// failure to open it is ignored.
+fn sync_directory(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// The stages of an atomic write to `path` up to and including `last`
+/// (tests stop it early, as a killed process would). Returns the temporary
+/// file's path (gone after [`Stage::Renamed`]). On an error the temporary
+/// file is removed and `path` is as it was, unless only the directory sync
+/// failed: `path` is then replaced but the rename may not survive a crash.
+pub(super) fn write_stages(path: &Path, bytes: &[u8], last: Stage) -> Result<PathBuf> {
+    let (tmp, f) = create_temporary(path)?;
+    match stages(f, &tmp, path, bytes, last) {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            // After a successful rename (the directory sync failed) there is nothing to remove.
+            let _ = std::fs::remove_file(&tmp);
+            Err(Error::io(path, e))
+        }
+    }
+}
+
+fn stages(mut f: File, tmp: &Path, path: &Path, bytes: &[u8], last: Stage) -> std::io::Result<()> {
     if last == Stage::Created {
         return Ok(());
     }
@@ -253,8 +324,10 @@ pub(super) fn write_stages(tmp: &Path, path: &Path, bytes: &[u8], last: Stage) -
         return f.flush();
     }
     f.sync_all()?;
+    drop(f);
     if last == Stage::Synced {
         return Ok(());
     }
-    std::fs::rename(tmp, path)
+    std::fs::rename(tmp, path)?;
+    sync_directory(parent_dir(path))
 }

@@ -37,8 +37,14 @@ use crate::{Error, Float, Optimizer, Result, TwoLayerReLU};
 impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
     /// Saves the model, optimizer state, step and history to `path` (in the
     /// [checkpoint format](crate::train::checkpoint)). The file is
-    /// written to a temporary file beside `path` and renamed over it, so an
-    /// existing checkpoint is never left half-written.
+    /// written to a temporary file beside `path` (hidden,
+    /// `.{name}.tmp-{pid}-{n}-{nanos}`, a new one for every call), synced,
+    /// renamed over `path`, and the directory synced, so an existing
+    /// checkpoint is never left half-written and a saved one survives a
+    /// crash. Concurrent saves to one path (from several threads or
+    /// processes) each replace it by one whole checkpoint; the last rename
+    /// wins. A process killed during a save leaves `path` as it was and
+    /// may leave its temporary file behind.
     ///
     /// # Errors
     /// [`Error::Unsupported`] before the first [`Trainer::run`] or for an
@@ -154,15 +160,27 @@ impl<T: Float, O: Optimizer<DMatrix<T>>> Trainer<T, O> {
 mod tests {
     use nalgebra::{DMatrix, DVector};
 
-    use super::codec::{temporary_path, write_stages, Stage};
+    use super::codec::{create_temporary, write_stages, Stage};
     use crate::{HeavyBall, Trainer, TwoLayerReLU};
+
+    /// The names of the hidden temporary files in `dir`, sorted.
+    fn temporaries(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.') && n.contains(".tmp-"))
+            .collect();
+        names.sort();
+        names
+    }
 
     /// A save killed after any stage of the atomic write leaves the previous
     /// checkpoint loadable and unchanged (beside a stale temporary file), and
-    /// the next save replaces it.
+    /// the next save replaces it and leaves no temporary file of its own.
     #[test]
     fn an_interrupted_save_leaves_the_previous_checkpoint_loadable() {
         let dir = std::env::temp_dir().join(format!("ntk_momentum_interrupted_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("run.ckpt");
         let x = DMatrix::from_fn(4, 3, |i, j| ((i + 2 * j) % 5) as f64 / 5.0 - 0.4);
@@ -171,10 +189,12 @@ mod tests {
             Trainer::new(TwoLayerReLU::new(3, 16, 0).unwrap(), HeavyBall::new(0.1, 0.5).unwrap()).max_steps(3);
         trainer.run(&x, &y).unwrap();
         trainer.save_checkpoint(&path).unwrap();
+        assert!(temporaries(&dir).is_empty());
         let saved = std::fs::read(&path).unwrap();
         let (weights, state) = (trainer.model().weights().clone(), trainer.optimizer().state());
         trainer.set_max_steps(6);
         trainer.run(&x, &y).unwrap();
+        let mut stale = Vec::new();
         for stage in [Stage::Created, Stage::HalfWritten, Stage::Written, Stage::Synced] {
             // What save_checkpoint would have written, stopped after `stage`.
             let record = super::Checkpoint {
@@ -188,7 +208,10 @@ mod tests {
                 history: trainer.history.clone(),
             };
             let bytes = record.encode(&path).unwrap();
-            write_stages(&temporary_path(&path).unwrap(), &path, &bytes, stage).unwrap();
+            let tmp = write_stages(&path, &bytes, stage).unwrap();
+            assert!(tmp.exists(), "{stage:?}");
+            assert_eq!(tmp.parent(), Some(dir.as_path()));
+            stale.push(tmp.file_name().unwrap().to_string_lossy().into_owned());
             assert_eq!(
                 std::fs::read(&path).unwrap(),
                 saved,
@@ -200,13 +223,45 @@ mod tests {
             assert_eq!(fresh.model().weights(), &weights, "{stage:?}");
             assert_eq!(fresh.optimizer().state(), state, "{stage:?}");
         }
-        // The stale temporary file does not stop the next save.
-        assert!(temporary_path(&path).unwrap().exists());
+        // One temporary file per interrupted write, each its own.
+        stale.sort();
+        assert_eq!(temporaries(&dir), stale);
+        // The stale temporary files do not stop the next save, which leaves
+        // none of its own.
         trainer.save_checkpoint(&path).unwrap();
         let mut fresh = Trainer::new(TwoLayerReLU::new(3, 16, 0).unwrap(), HeavyBall::new(0.1, 0.5).unwrap());
         fresh.load_checkpoint(&path).unwrap();
         assert_eq!(fresh.model().weights(), trainer.model().weights());
-        assert!(!temporary_path(&path).unwrap().exists());
+        assert_eq!(temporaries(&dir), stale);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Every temporary file is new: names never repeat within the process,
+    /// even from several threads at once, and an existing file is never
+    /// opened again.
+    #[test]
+    fn temporary_files_are_unique_per_call() {
+        let dir = std::env::temp_dir().join(format!("ntk_momentum_temporaries_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.ckpt");
+        let names: Vec<std::path::PathBuf> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..50).map(|_| create_temporary(&path).unwrap().0).collect::<Vec<_>>()))
+                .collect();
+            threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+        });
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 200);
+        let prefix = format!(".run.ckpt.tmp-{}-", std::process::id());
+        for n in &names {
+            assert!(n.exists());
+            assert!(n.file_name().unwrap().to_string_lossy().starts_with(&prefix), "{n:?}");
+        }
+        // A path without a file name is refused.
+        assert!(create_temporary(std::path::Path::new("/")).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
