@@ -1,6 +1,7 @@
 //! Corrupted checkpoints: random byte flips, truncations and splices of valid
 //! files are refused with an error, and leave the trainer unchanged; and
 //! concurrent saves to one path never leave a torn or mixed file.
+#![cfg(feature = "full")]
 
 use nalgebra::{DMatrix, DVector};
 use ntk_momentum::{Error, HeavyBall, Trainer, TwoLayerReLU};
