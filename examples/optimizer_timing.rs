@@ -22,6 +22,13 @@
 //! over the pool (24 bytes per entry, every written array read first, as in
 //! a step): a step's memory bound is its bytes over the triad's rate.
 //!
+//! With the knobs (`heavy_ball` variant `pytorch_knobs`): PyTorch
+//! convention, coupled weight decay 1e-4, dampening 0.1 and clipping to
+//! global norm 1 (the torch script's `knobs_*` variants: the same
+//! `SGD(weight_decay=1e-4, dampening=0.1)` after `clip_grad_norm_(…, 1.0)`);
+//! on the set also split into 10 parameter groups of 10 tensors with their
+//! own step sizes (`pytorch_knobs_groups`).
+//!
 //! One line per case:
 //! `crate <optimizer> n=<N> tensors=<k> dtype=<f32|f64> variant=<convention> batch=<B> median_ms=<x> min_ms=<x> max_ms=<x> GBps_eff=<x>`.
 
@@ -30,7 +37,7 @@ mod size;
 use std::time::Instant;
 
 use clap::Parser;
-use ntk_momentum::optim::{Convention, ParametersMut};
+use ntk_momentum::optim::{Convention, GradientClip, ParamGroup, ParametersMut};
 use ntk_momentum::{Float, HeavyBall, Nesterov, Optimizer, Result};
 use size::Dtype;
 
@@ -168,8 +175,27 @@ impl Case {
             HeavyBall::new(0.01, 0.9)?,
             params,
             grad,
+        )?;
+        self.time("heavy_ball", "pytorch_knobs", 1, knobs()?, params, grad)?;
+        self.time(
+            "heavy_ball",
+            "pytorch_knobs_unchecked",
+            1,
+            knobs()?.check_finite(false),
+            params,
+            grad,
         )
     }
+}
+
+/// Heavy ball in the PyTorch convention with weight decay, dampening and
+/// clipping to global norm 1.
+fn knobs() -> Result<HeavyBall> {
+    HeavyBall::new(0.01, 0.9)?
+        .convention(Convention::PyTorch)
+        .weight_decay(1e-4)?
+        .dampening(0.1)?
+        .clip(GradientClip::Norm(1.0))
 }
 
 fn run<T: Float>(args: &Args, dtype: Dtype) -> Result<()> {
@@ -194,6 +220,14 @@ fn run<T: Float>(args: &Args, dtype: Dtype) -> Result<()> {
             repeats: args.repeats,
         };
         case.all(&p, &g)?;
+        // The same knobs with 10 groups of 10 tensors (tensor count permitting), each its own lr.
+        let mut grouped = knobs()?;
+        for k in 1..10 {
+            let tensors = (10 * k..10 * k + 10).filter(|&i| i < args.tensors);
+            let Ok(group) = ParamGroup::new(tensors) else { break };
+            grouped = grouped.group(group.lr(0.01 / k as f64)?)?;
+        }
+        case.time("heavy_ball", "pytorch_knobs_groups", 1, grouped, &p, &g)?;
     }
     Ok(())
 }

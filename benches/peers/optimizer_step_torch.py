@@ -119,6 +119,40 @@ def bench_sgd(sizes, dtype, variant):
     sys.stdout.flush()
 
 
+def bench_knobs(sizes, dtype, foreach, groups=1):
+    """Heavy ball with the knobs: SGD(weight_decay=1e-4, dampening=0.1) after
+    clip_grad_norm_(params, 1.0); with groups > 1 the tensors split into that many
+    param groups (10 tensors each), each with its own lr."""
+    n_total = sum(sizes)
+    variant = ("knobs_groups_" if groups > 1 else "knobs_") + ("foreach" if foreach else "foreach_false")
+    tag = f"torch heavy_ball n={n_total} tensors={len(sizes)} dtype={dtype} variant={variant}"
+    g = torch.Generator().manual_seed(args.seed)
+    params = []
+    for s in sizes:
+        q = torch.nn.Parameter(torch.randn(s, generator=g, dtype=DT[dtype]))
+        q.grad = torch.randn(s, generator=g, dtype=DT[dtype])
+        params.append(q)
+    if groups > 1:
+        per = max(len(params) // groups, 1)
+        param_groups = [{"params": params[k * per:(k + 1) * per], "lr": args.lr / max(k, 1)}
+                        for k in range(groups) if params[k * per:(k + 1) * per]]
+    else:
+        param_groups = params
+    opt = torch.optim.SGD(param_groups, lr=args.lr, momentum=args.momentum, dampening=0.1,
+                          weight_decay=1e-4, foreach=foreach)
+
+    def step():
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=foreach)
+        opt.step()
+
+    batch = batch_for(n_total)
+    med, lo, hi = time_batches(step, batch)
+    itemsize = torch.empty((), dtype=DT[dtype]).element_size()
+    gbps = 5 * n_total * itemsize / (med * 1e-3) / 1e9
+    print(f"{tag} batch={batch} median_ms={med:.4f} min_ms={lo:.4f} max_ms={hi:.4f} GBps_eff={gbps:.2f}")
+    sys.stdout.flush()
+
+
 def bench_copy(n):
     rng = np.random.default_rng(args.seed)
     src = rng.standard_normal(n)
@@ -153,9 +187,13 @@ for dtype in args.dtypes:
     for n in args.sizes:
         for variant in ("foreach_false", "foreach", "fused"):
             bench_sgd([int(n)], dtype, variant)
+        for foreach in (False, True):
+            bench_knobs([int(n)], dtype, foreach)
     if args.tensors > 0:
         each = int(args.set_total) // args.tensors
         for variant in ("foreach", "fused"):
             bench_sgd([each] * args.tensors, dtype, variant)
+        bench_knobs([each] * args.tensors, dtype, True)
+        bench_knobs([each] * args.tensors, dtype, True, groups=10)
 if args.copy_n > 0:
     bench_copy(int(args.copy_n))  # again at the end: drift of the machine during the run

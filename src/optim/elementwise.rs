@@ -77,13 +77,49 @@ pub(crate) fn zip3<T: Float>(
 }
 
 /// Σ g_i² in `f64`, in fixed chunks summed in order (the same value for any
-/// thread count).
+/// thread count); within a chunk, eight interleaved partial sums (one
+/// accumulator would chain every add on the previous one), added up in a
+/// fixed order.
 pub(crate) fn sum_of_squares<T: Float>(g: &[T]) -> f64 {
-    let chunk = |g: &[T]| g.iter().fold(0.0f64, |s, &x| s + x.to_f64() * x.to_f64());
-    if parallel(g.len()) {
+    sum_of_squares_split(g, parallel(g.len()))
+}
+
+/// [`sum_of_squares`], split across threads or not (the same value either way).
+pub(crate) fn sum_of_squares_split<T: Float>(g: &[T], split: bool) -> f64 {
+    const LANES: usize = 8;
+    let chunk = |g: &[T]| {
+        dispatch(|| {
+            let mut acc = [0.0f64; LANES];
+            let mut blocks = g.chunks_exact(LANES);
+            for block in &mut blocks {
+                for (a, &x) in acc.iter_mut().zip(block) {
+                    let x = x.to_f64();
+                    *a += x * x;
+                }
+            }
+            for (a, &x) in acc.iter_mut().zip(blocks.remainder()) {
+                let x = x.to_f64();
+                *a += x * x;
+            }
+            acc.iter().sum::<f64>()
+        })
+    };
+    if split {
         let partial: Vec<f64> = g.par_chunks(CHUNK).map(chunk).collect();
         partial.iter().sum()
     } else {
         g.chunks(CHUNK).map(chunk).sum()
+    }
+}
+
+/// ‖g_i‖₂² of every tensor of a set: one parallel pass over the tensors when
+/// the set is large (each tensor summed as [`sum_of_squares`] would, so the
+/// values do not depend on the split).
+pub(crate) fn squared_norms<T: Float>(tensors: &[&[T]]) -> Vec<f64> {
+    let total: usize = tensors.iter().map(|t| t.len()).sum();
+    if tensors.len() > 1 && parallel(total) {
+        tensors.par_iter().map(|g| sum_of_squares_split(g, false)).collect()
+    } else {
+        tensors.iter().map(|g| sum_of_squares(g)).collect()
     }
 }

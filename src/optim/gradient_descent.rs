@@ -1,6 +1,6 @@
 use super::elementwise::zip1;
 use super::hyper::{bookkeeping_methods, check_lr_schedule, hyperparameters_impl, optimizer_trait_methods};
-use super::knobs::{Kind, Settings};
+use super::knobs::{transform, with_knobs, Kind, Settings};
 use super::params::{Parameters, ParametersMut};
 use super::state::Core;
 use super::{Optimizer, Schedule};
@@ -99,13 +99,19 @@ where
                 if step.plain {
                     zip1(p, g, move |p, g| *p -= eta * g);
                 } else {
-                    zip1(p, g, |p, g| {
-                        let old = *p;
-                        *p -= eta * step.gradient(&c, g, old);
-                        if c.decoupled {
-                            *p -= c.eta_decoupled * old;
-                        }
-                    });
+                    let (scale, limit) = (step.scale, step.limit);
+                    macro_rules! kernel {
+                        ($clamp:literal, $decayed:literal, $decoupled:literal) => {
+                            zip1(p, g, move |p, g| {
+                                let old = *p;
+                                *p -= eta * transform(g, old, scale, limit, c.decay, $clamp, $decayed);
+                                if $decoupled {
+                                    *p -= c.eta_decoupled * old;
+                                }
+                            })
+                        };
+                    }
+                    with_knobs!(step.clamp, c.decayed, c.decoupled, kernel)
                 }
             },
         );

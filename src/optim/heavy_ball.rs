@@ -1,6 +1,6 @@
 use super::elementwise::zip2;
 use super::hyper::{hyperparameters_impl, momentum_methods, optimizer_trait_methods};
-use super::knobs::{Kind, Settings};
+use super::knobs::{transform, with_knobs, Kind, Settings};
 use super::params::{Parameters, ParametersMut};
 use super::state::Core;
 use super::{Convention, Optimizer};
@@ -131,25 +131,41 @@ where
                 }),
                 // With the knobs (crate::optim::knobs): g' = clip, negate, + λθ;
                 // v_{t+1} = β v_t − η (1 − δ) g';  θ_{t+1} = θ_t + v_{t+1} − η λ' θ_t
-                (Convention::Displacement, false) => zip2(p, g, buffer, |p, g, v| {
-                    let old = *p;
-                    let g = step.gradient(&c, g, old);
-                    *v = beta * *v - c.eta_undamped * g;
-                    *p += *v;
-                    if c.decoupled {
-                        *p -= c.eta_decoupled * old;
+                (Convention::Displacement, false) => {
+                    let (scale, limit, eta_undamped) = (step.scale, step.limit, c.eta_undamped);
+                    macro_rules! kernel {
+                        ($clamp:literal, $decayed:literal, $decoupled:literal) => {
+                            zip2(p, g, buffer, move |p, g, v| {
+                                let old = *p;
+                                let g = transform(g, old, scale, limit, c.decay, $clamp, $decayed);
+                                *v = beta * *v - eta_undamped * g;
+                                *p += *v;
+                                if $decoupled {
+                                    *p -= c.eta_decoupled * old;
+                                }
+                            })
+                        };
                     }
-                }),
+                    with_knobs!(step.clamp, c.decayed, c.decoupled, kernel)
+                }
                 // b_t = β b_{t−1} + (1 − δ) g';  θ_{t+1} = θ_t − η b_t − η λ' θ_t
-                (Convention::PyTorch, false) => zip2(p, g, buffer, |p, g, b| {
-                    let old = *p;
-                    let g = step.gradient(&c, g, old);
-                    *b = beta * *b + c.undamped * g;
-                    *p -= eta * *b;
-                    if c.decoupled {
-                        *p -= c.eta_decoupled * old;
+                (Convention::PyTorch, false) => {
+                    let (scale, limit, undamped) = (step.scale, step.limit, c.undamped);
+                    macro_rules! kernel {
+                        ($clamp:literal, $decayed:literal, $decoupled:literal) => {
+                            zip2(p, g, buffer, move |p, g, b| {
+                                let old = *p;
+                                let g = transform(g, old, scale, limit, c.decay, $clamp, $decayed);
+                                *b = beta * *b + undamped * g;
+                                *p -= eta * *b;
+                                if $decoupled {
+                                    *p -= c.eta_decoupled * old;
+                                }
+                            })
+                        };
                     }
-                }),
+                    with_knobs!(step.clamp, c.decayed, c.decoupled, kernel)
+                }
             }
         });
         if result.is_ok() {

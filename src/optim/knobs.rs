@@ -24,7 +24,7 @@
 //! it is evaluated. In the displacement convention the velocity keeps only
 //! the momentum part: θ_{t+1} = θ_t + v_{t+1} − η λ'_k θ_t.
 
-use super::elementwise::sum_of_squares;
+use super::elementwise::squared_norms;
 use super::hyper::{lr_at, momentum_at};
 use super::params::Parameters;
 use super::Schedule;
@@ -313,6 +313,8 @@ pub(crate) struct Coefficients<T> {
     pub(crate) eta_decoupled: T,
     /// Whether λ' ≠ 0.
     pub(crate) decoupled: bool,
+    /// Whether λ ≠ 0.
+    pub(crate) decayed: bool,
 }
 
 /// The gradient transformation shared by every tensor of one step.
@@ -336,34 +338,57 @@ pub(crate) struct Resolved<T> {
     pub(crate) max_eta_decoupled: f64,
     /// Whether any knob is on (else the plain kernels run).
     pub(crate) plain: bool,
+    /// The factor of step 1 (clip by norm) and 2 (maximize): c or 1, negated
+    /// when maximizing (−round(c g) = round(−c g): the same bits).
+    pub(crate) scale: T,
+    /// The clamp of `GradientClip::Value` (and whether there is one).
+    pub(crate) limit: T,
+    pub(crate) clamp: bool,
 }
 
-impl<T: Float> Resolved<T> {
-    /// The gradient entry the method sees: clipped, negated, decayed.
-    #[inline(always)]
-    pub(crate) fn gradient(&self, c: &Coefficients<T>, g: T, p: T) -> T {
-        let g = match self.clipping {
-            Clipping::None => g,
-            Clipping::Scale(s) => g * s,
-            // NaN stays NaN (as torch.clamp), unlike f64::clamp's panic-free max/min.
-            Clipping::Clamp(v) => {
-                if g > v {
-                    v
-                } else if g < -v {
-                    -v
-                } else {
-                    g
-                }
-            }
-        };
-        let g = if self.negate { -g } else { g };
-        if c.decay != T::zero() {
-            g + c.decay * p
+/// The gradient entry the method sees: g · scale (clip by norm, then
+/// maximize), clamped to [−limit, limit] if `clamp` (NaN stays NaN, as in
+/// torch.clamp), plus λ θ if `decayed`. Called with literal `clamp` and
+/// `decayed` (see [`with_knobs`]), so each kernel is compiled without
+/// branches for the knobs that are off.
+#[inline(always)]
+pub(crate) fn transform<T: Float>(g: T, p: T, scale: T, limit: T, decay: T, clamp: bool, decayed: bool) -> T {
+    let mut g = g * scale;
+    if clamp {
+        g = if g > limit {
+            limit
+        } else if g < -limit {
+            -limit
         } else {
             g
-        }
+        };
     }
+    if decayed {
+        g += decay * p;
+    }
+    g
+}
 
+/// Expands `$kernel!(clamp, decayed, decoupled)` with the three knobs as
+/// literals, in the arm that matches the step: eight monomorphic loops,
+/// none testing a knob per entry.
+macro_rules! with_knobs {
+    ($clamp:expr, $decayed:expr, $decoupled:expr, $kernel:ident) => {
+        match ($clamp, $decayed, $decoupled) {
+            (false, false, false) => $kernel!(false, false, false),
+            (false, false, true) => $kernel!(false, false, true),
+            (false, true, false) => $kernel!(false, true, false),
+            (false, true, true) => $kernel!(false, true, true),
+            (true, false, false) => $kernel!(true, false, false),
+            (true, false, true) => $kernel!(true, false, true),
+            (true, true, false) => $kernel!(true, true, false),
+            (true, true, true) => $kernel!(true, true, true),
+        }
+    };
+}
+pub(crate) use with_knobs;
+
+impl<T: Float> Resolved<T> {
     /// A bound on max |g| as the method sees it, from max |θ| and max |g|.
     pub(crate) fn gradient_bound(&self, theta: f64, g: f64) -> f64 {
         let clipped = match self.clipping {
@@ -585,6 +610,9 @@ impl Settings {
             max_decay: 0.0,
             max_eta_decoupled: 0.0,
             plain: self.groups.len() == 1 && self.is_linear(),
+            scale: T::one(),
+            limit: T::zero(),
+            clamp: false,
         };
         for (k, (tensors, h)) in self.groups.iter().enumerate() {
             if let Some(i) = tensors.iter().find(|&&i| i >= count) {
@@ -616,6 +644,7 @@ impl Settings {
                 decay: T::cast(decay),
                 eta_decoupled: T::cast(lr * decoupled),
                 decoupled: decoupled != 0.0,
+                decayed: decay != 0.0,
             });
             resolved.max_lr = resolved.max_lr.max(lr);
             resolved.max_momentum = resolved.max_momentum.max(momentum);
@@ -626,9 +655,13 @@ impl Settings {
             GradientClip::None => {}
             clip => {
                 // ‖g‖₂ = (Σ_i ‖g_i‖₂²)^½ over the tensors, as clip_grad_norm_ stacks per-tensor norms.
-                let mut total = 0.0f64;
+                let mut tensors = Vec::with_capacity(count);
                 for i in 0..count {
-                    let norm = sum_of_squares(grad.tensor(i)?.1).sqrt();
+                    tensors.push(grad.tensor(i)?.1);
+                }
+                let mut total = 0.0f64;
+                for squared in squared_norms(&tensors) {
+                    let norm = squared.sqrt();
                     total += norm * norm;
                 }
                 let norm = total.sqrt();
@@ -647,6 +680,15 @@ impl Settings {
                     GradientClip::None => Clipping::None,
                 };
             }
+        }
+        let sign = if resolved.negate { -T::one() } else { T::one() };
+        resolved.scale = match resolved.clipping {
+            Clipping::Scale(c) => sign * c,
+            _ => sign,
+        };
+        if let Clipping::Clamp(v) = resolved.clipping {
+            resolved.limit = v;
+            resolved.clamp = true;
         }
         Ok(resolved)
     }

@@ -1,6 +1,6 @@
 use super::elementwise::{zip2, zip3};
 use super::hyper::{hyperparameters_impl, momentum_methods, optimizer_trait_methods};
-use super::knobs::{Kind, Settings};
+use super::knobs::{transform, with_knobs, Kind, Settings};
 use super::params::{Parameters, ParametersMut};
 use super::state::Core;
 use super::{Convention, Optimizer};
@@ -123,16 +123,22 @@ where
                         });
                     } else {
                         // The same with g' = clip, negate, + λθ (crate::optim::knobs), then − η λ' θ_t.
-                        zip3(p, g, velocity, previous, |p, g, v, gp| {
-                            let old = *p;
-                            let g = step.gradient(&c, g, old);
-                            *v = beta * *v - eta * g - beta_eta * (g - *gp);
-                            *gp = g;
-                            *p += *v;
-                            if c.decoupled {
-                                *p -= c.eta_decoupled * old;
-                            }
-                        });
+                        let (scale, limit) = (step.scale, step.limit);
+                        macro_rules! kernel {
+                            ($clamp:literal, $decayed:literal, $decoupled:literal) => {
+                                zip3(p, g, velocity, previous, move |p, g, v, gp| {
+                                    let old = *p;
+                                    let g = transform(g, old, scale, limit, c.decay, $clamp, $decayed);
+                                    *v = beta * *v - eta * g - beta_eta * (g - *gp);
+                                    *gp = g;
+                                    *p += *v;
+                                    if $decoupled {
+                                        *p -= c.eta_decoupled * old;
+                                    }
+                                })
+                            };
+                        }
+                        with_knobs!(step.clamp, c.decayed, c.decoupled, kernel)
                     }
                 })
             }
@@ -156,15 +162,21 @@ where
                             *p -= eta * (g + beta * *b);
                         });
                     } else {
-                        zip2(p, g, b, |p, g, b| {
-                            let old = *p;
-                            let g = step.gradient(&c, g, old);
-                            *b = beta * *b + g;
-                            *p -= eta * (g + beta * *b);
-                            if c.decoupled {
-                                *p -= c.eta_decoupled * old;
-                            }
-                        });
+                        let (scale, limit) = (step.scale, step.limit);
+                        macro_rules! kernel {
+                            ($clamp:literal, $decayed:literal, $decoupled:literal) => {
+                                zip2(p, g, b, move |p, g, b| {
+                                    let old = *p;
+                                    let g = transform(g, old, scale, limit, c.decay, $clamp, $decayed);
+                                    *b = beta * *b + g;
+                                    *p -= eta * (g + beta * *b);
+                                    if $decoupled {
+                                        *p -= c.eta_decoupled * old;
+                                    }
+                                })
+                            };
+                        }
+                        with_knobs!(step.clamp, c.decayed, c.decoupled, kernel)
                     }
                 },
             ),
