@@ -133,17 +133,49 @@ fn kernel_space_and_the_verdict_refuse_nonlinear_knobs() -> ntk_momentum::Result
 #[test]
 fn dampening_in_kernel_space_equals_weight_space() -> ntk_momentum::Result<()> {
     let (x, y) = data(12, 6);
-    let run = |p| -> ntk_momentum::Result<Vec<f64>> {
+    let run = |p| -> ntk_momentum::Result<ntk_momentum::History> {
         let opt = HeavyBall::new(0.3, 0.9)?.dampening(0.25)?;
         let mut t = Trainer::new(TwoLayerReLU::new(6, 128, 3)?, opt)
             .parameterization(p)
-            .max_steps(60);
-        Ok(t.run(&x, &y)?.losses().to_vec())
+            .max_steps(60)
+            .track_ntk_drift(false);
+        t.run(&x, &y)
     };
     let (w, k) = (run(Parameterization::Weight)?, run(Parameterization::Kernel)?);
-    for (a, b) in w.iter().zip(&k) {
-        assert!((a - b).abs() <= 1e-9 * a.abs().max(1e-300), "{a} vs {b}");
-    }
+    // History's RelativeEq (feature nalgebra): losses and diagnostics to 1e-9 relative.
+    approx::assert_relative_eq!(w, k, epsilon = 0.0, max_relative = 1e-9);
+    assert_ne!(w.losses(), k.losses(), "the two spaces round differently");
+    approx::assert_relative_ne!(w, k, epsilon = 0.0, max_relative = 1e-16);
+    Ok(())
+}
+
+/// The approx comparisons of the public records: equal within the
+/// tolerance, different beyond it, names and shapes compared exactly.
+#[test]
+fn optimizer_states_and_spectra_compare_with_a_tolerance() -> ntk_momentum::Result<()> {
+    use approx::{abs_diff_eq, relative_eq};
+    let mut hb = HeavyBall::new(0.1, 0.9)?;
+    let mut x = vec![1.0, -2.0, 3.0];
+    let g = x.clone();
+    hb.step(&mut x, &g)?;
+    let state = hb.state();
+    let mut nudged = state.clone();
+    nudged.tensors[0].buffers[0].1[1] *= 1.0 + 1e-12;
+    assert!(relative_eq!(state, nudged, epsilon = 0.0, max_relative = 1e-11));
+    assert!(!relative_eq!(state, nudged, epsilon = 0.0, max_relative = 1e-13));
+    assert!(abs_diff_eq!(state, nudged, epsilon = 1e-10) && !abs_diff_eq!(state, nudged, epsilon = 0.0));
+    let mut renamed = state.clone();
+    renamed.optimizer = "nesterov".into();
+    assert!(!abs_diff_eq!(state, renamed, epsilon = 1.0));
+    let h = DMatrix::from_row_slice(2, 2, &[2.0, 0.5, 0.5, 1.0]);
+    let (a, b) = (Spectrum::of(&h)?, Spectrum::of(&(h * (1.0 + 1e-14)))?);
+    assert!(relative_eq!(a, b, epsilon = 0.0, max_relative = 1e-13));
+    assert!(!relative_eq!(
+        a,
+        b.with_weight_decay(1e-6)?,
+        epsilon = 0.0,
+        max_relative = 1e-13
+    ));
     Ok(())
 }
 
