@@ -16,6 +16,13 @@
 //! Step size and momentum may follow a [`Schedule`]; when the step size
 //! changes, the two conventions differ ([`Convention`]).
 //!
+//! The knobs of `torch.optim.SGD` act in PyTorch's order on every method —
+//! [`GradientClip`] over the whole set, maximize, coupled weight decay,
+//! dampening (heavy ball), decoupled weight decay — with [`ParamGroup`]s for
+//! per-group step sizes, momenta and decays, and [`ReduceOnPlateau`] for a
+//! step size driven by the loss (see [`knobs`] for the formulas; all equal
+//! torch iterate for iterate, `tests/torch_knobs.rs`).
+//!
 //! Parameters are any [`ParametersMut`] set of tensors and gradients any
 //! [`Parameters`] set with the same shapes: `Vec<T>`, `[T]`,
 //! `nalgebra::DVector<T>` / `DMatrix<T>`, ndarray arrays (feature
