@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ntk_momentum::data::{
-    balanced_subset, binary_dataset, center_columns, Centering, cifar10, embedded, idx, normalize_rows, preprocess, targets,
-    unit_interval, BinaryTask, Dataset, Images,
+    balanced_subset, binary_dataset, center_columns, cifar10, embedded, idx, normalize_rows, preprocess, targets,
+    unit_interval, BinaryTask, Centering, Dataset, Images,
 };
 use ntk_momentum::Error;
 use proptest::prelude::*;
@@ -845,7 +845,10 @@ fn zero_rows_are_errors_naming_the_sample() {
     let twins = Images::new(1, 2, 1, vec![5, 6, 5, 6, 1, 1], vec![0, 1, 2]).unwrap();
     let msg = message(preprocess::<f32>(&twins, &[1, 0], Centering::MeanImage));
     assert_contains(&msg, &["sample 1 (label 1) equals the mean image"]);
-    assert_contains(&message(preprocess::<f64>(&twins, &[2], Centering::MeanImage)), &["single sample"]);
+    assert_contains(
+        &message(preprocess::<f64>(&twins, &[2], Centering::MeanImage)),
+        &["single sample"],
+    );
     assert_contains(
         &message(preprocess::<f64>(&twins, &[], Centering::Off)),
         &["at least one sample index"],

@@ -10,8 +10,8 @@ use safetensors::tensor::SafeTensors;
 
 use super::codec::{bad, crc_of, serialize, Tensor, Tensors};
 use crate::optim::TensorState;
-use crate::train::trainer::Space;
 use crate::record::{Diagnostics, History};
+use crate::train::trainer::Space;
 use crate::{Error, Float, OptimizerState, Result};
 
 const FORMAT: &str = "ntk-momentum-checkpoint";
