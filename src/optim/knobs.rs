@@ -23,6 +23,14 @@
 //! parameters *before* the step, so it does not depend on where in the step
 //! it is evaluated. In the displacement convention the velocity keeps only
 //! the momentum part: θ_{t+1} = θ_t + v_{t+1} − η λ'_k θ_t.
+//!
+//! One difference from PyTorch remains, for momentum schedules that are 0
+//! at some step after the first: PyTorch skips its buffer at such a step
+//! (and copies the gradient into it, undamped, at the next step with β > 0
+//! if it never had one), while here the buffer becomes b_t = 0 · b_{t−1} +
+//! g_t and the recursion goes on. With a momentum that is never 0 after
+//! step 0 the two are the same (the golden tests cover constant and
+//! piecewise momenta).
 
 use super::elementwise::squared_norms;
 use super::hyper::{lr_at, momentum_at};
