@@ -27,8 +27,9 @@
 //! One difference from PyTorch remains, for momentum schedules that are 0
 //! at some step after the first: PyTorch skips its buffer at such a step
 //! (and copies the gradient into it, undamped, at the next step with β > 0
-//! if it never had one), while here the buffer becomes b_t = 0 · b_{t−1} +
-//! g_t and the recursion goes on. With a momentum that is never 0 after
+//! if it never had one) and steps by η g_t, while here the buffer becomes
+//! b_t = 0 · b_{t−1} + (1 − δ) g_t (so with dampening that step is shorter
+//! too) and the recursion goes on. With a momentum that is never 0 after
 //! step 0 the two are the same (the golden tests cover constant and
 //! piecewise momenta).
 
