@@ -415,7 +415,7 @@ fn pytorch_convention_equals_torch_sgd_with_lambda_lr() {
             }
         };
         for (t, &l) in lrs.iter().enumerate() {
-            assert!((schedule.value(t as u64) - l).abs() <= 1e-15, "{name} lr at {t}");
+            approx::assert_abs_diff_eq!(schedule.value(t as u64), l, epsilon = 1e-15);
         }
         let mut opt: Box<dyn Optimizer<Vec<f64>>> = if nesterov {
             Box::new(
@@ -472,7 +472,7 @@ fn ndarray_arrays_and_views() {
     let mut p = Array3::<f64>::ones((2, 3, 4));
     let g = Array3::<f64>::ones((2, 3, 4));
     nag.step(&mut p, &g).unwrap();
-    assert!((p[[1, 2, 3]] - (1.0 - 0.1 * 1.9)).abs() < 1e-15);
+    approx::assert_abs_diff_eq!(p[[1, 2, 3]], 1.0 - 0.1 * 1.9, epsilon = 1e-15);
     let mut q = Array2::<f64>::ones((4, 4));
     let gq = Array2::<f64>::ones((4, 4));
     let mut hb = HeavyBall::new(0.1, 0.9).unwrap();

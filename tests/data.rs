@@ -755,7 +755,7 @@ fn binary_dataset_gives_unit_rows_and_matching_targets() {
         assert_eq!(x.shape(), (300, 784));
         assert_eq!(y.len(), 300);
         for row in x.row_iter() {
-            assert!((row.norm() - 1.0).abs() < 1e-12);
+            approx::assert_abs_diff_eq!(row.norm(), 1.0, epsilon = 1e-12);
         }
         let idx = balanced_subset(&fashion, &task, 300, 9).unwrap();
         for (k, &i) in idx.iter().enumerate() {
@@ -795,18 +795,18 @@ fn rows_have_unit_norm_and_values_are_scaled() {
     for center in [Centering::Off, Centering::MeanImage] {
         let x = preprocess::<f32>(&cifar, &all, center).unwrap();
         for row in x.row_iter() {
-            assert!((row.norm() - 1.0).abs() < 1e-5);
+            approx::assert_abs_diff_eq!(row.norm(), 1.0, epsilon = 1e-5);
         }
         let x = preprocess::<f64>(&cifar, &all, center).unwrap();
         for row in x.row_iter() {
-            assert!((row.norm() - 1.0).abs() < 1e-12);
+            approx::assert_abs_diff_eq!(row.norm(), 1.0, epsilon = 1e-12);
         }
     }
     // Without centring, a row is the scaled image divided by its norm.
     let x = preprocess::<f64>(&cifar, &[4, 2], Centering::Off).unwrap();
     let img = cifar.image(4).unwrap();
     let norm = img.iter().map(|&p| (f64::from(p) / 255.0).powi(2)).sum::<f64>().sqrt();
-    assert!((x[(0, 10)] - f64::from(img[10]) / 255.0 / norm).abs() < 1e-15);
+    approx::assert_abs_diff_eq!(x[(0, 10)], f64::from(img[10]) / 255.0 / norm, epsilon = 1e-15);
 }
 
 #[test]
@@ -819,7 +819,7 @@ fn centring_gives_zero_column_means_before_normalization() {
     assert_eq!(mean.len(), 784);
     for j in 0..784 {
         let expected = before.column(j).mean();
-        assert!((mean[j] - expected).abs() < 1e-12);
+        approx::assert_abs_diff_eq!(mean[j], expected, epsilon = 1e-12);
         assert!(u.column(j).mean().abs() < 1e-12, "column {j}");
     }
     // The pipeline is centre-then-normalize.

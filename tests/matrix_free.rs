@@ -150,7 +150,7 @@ fn krylov_prediction_is_exact_before_the_product_count() {
     let k = lanczos(&mut op, Some(&xi0), options).unwrap();
     assert_eq!(k.products, 40);
     let norm2: f64 = k.start_coordinates().iter().map(|c| c * c).sum();
-    assert!((norm2 - xi0.norm_squared()).abs() <= 1e-12 * norm2);
+    approx::assert_relative_eq!(norm2, xi0.norm_squared(), epsilon = 0.0, max_relative = 1e-12);
     let krylov = ModalResidual::from_coordinates(k.ritz_values().to_vec(), k.start_coordinates().to_vec()).unwrap();
     let (lr, momentum) = (1.0 / spectrum.lambda_max, 0.9);
     for method in [Method::GradientDescent, Method::HeavyBall, Method::Nesterov] {
@@ -264,11 +264,7 @@ fn trainer_diagnostics_are_matrix_free_above_the_dense_limit() {
     assert_eq!((first.step, last.step), (0, 3));
     assert_eq!(first.ntk_drift, Some(0.0));
     let hi = first.ntk_lambda_max.unwrap();
-    assert!(
-        (hi - reference.lambda_max).abs() <= 1e-6 * reference.lambda_max,
-        "{hi} vs {}",
-        reference.lambda_max
-    );
+    approx::assert_relative_eq!(hi, reference.lambda_max, epsilon = 0.0, max_relative = 1e-6);
     let drift = last.ntk_drift.unwrap();
     assert!(drift > 0.0 && drift < 1.0, "{drift}");
     assert!(last.ntk_lambda_max.is_some());

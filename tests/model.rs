@@ -144,7 +144,7 @@ fn infinite_width_gram_closed_form() {
     let h = infinite_width_gram(&x).unwrap();
     for i in 0..15 {
         let expected = x.row(i).norm_squared() / 2.0;
-        assert!((h[(i, i)] - expected).abs() <= 1e-14 * expected);
+        approx::assert_relative_eq!(h[(i, i)], expected, epsilon = 0.0, max_relative = 1e-14);
     }
     assert!((&h - h.transpose()).amax() == 0.0);
     let s = Spectrum::of(&h).unwrap();
@@ -158,7 +158,7 @@ fn infinite_width_gram_closed_form() {
     assert_eq!(infinite_width_gram(&x2).unwrap()[(0, 1)], 0.0);
     // 60 degrees apart, unit norm: cos = 1/2, (pi - pi/3) / (2 pi) = 1/3.
     let x3 = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.5, 3f64.sqrt() / 2.0]);
-    assert!((infinite_width_gram(&x3).unwrap()[(0, 1)] - 0.5 / 3.0).abs() < 1e-12);
+    approx::assert_abs_diff_eq!(infinite_width_gram(&x3).unwrap()[(0, 1)], 0.5 / 3.0, epsilon = 1e-12);
 }
 
 #[test]
@@ -172,7 +172,12 @@ fn spectrum_and_eigendecomposition_agree() {
     }
     let rebuilt = &v * DMatrix::from_diagonal(&DVector::from_vec(s2.eigenvalues.clone())) * v.transpose();
     assert!(rel_err(&rebuilt, &h) < 1e-12);
-    assert!((s.kappa - s.lambda_max / s.lambda_min).abs() < 1e-12 * s.kappa);
+    approx::assert_relative_eq!(
+        s.kappa,
+        s.lambda_max / s.lambda_min,
+        epsilon = 0.0,
+        max_relative = 1e-12
+    );
 }
 
 /// The f32 network of a seed is the f64 one rounded; its outputs, loss,
@@ -192,7 +197,7 @@ fn f32_agrees_with_f64_and_seeds_reproduce() {
 
     let (l64, g64) = m64.loss_and_gradient(&x64, &y64).unwrap();
     let (l32, g32) = m32.loss_and_gradient(&x32, &y32).unwrap();
-    assert!(((l32 as f64) - l64).abs() <= 1e-5 * l64);
+    approx::assert_relative_eq!(l32 as f64, l64, epsilon = 0.0, max_relative = 1e-5);
     assert!(
         rel_err(&g32.map(|v| v as f64), &g64) < 1e-4,
         "gradient f32 vs f64: {}",

@@ -201,10 +201,7 @@ fn stopping_rules() {
                 // previous entry of the history.
                 let kept = t.model().loss(&x, &y).unwrap();
                 let prev = history.losses()[step - 1];
-                assert!(
-                    (kept - prev).abs() <= 1e-9 * prev,
-                    "{p}: kept loss {kept} vs history {prev}"
-                );
+                approx::assert_relative_eq!(kept, prev, epsilon = 0.0, max_relative = 1e-9);
                 assert!(kept.is_finite());
             }
             other => panic!("{p}: expected divergence, got {other:?}"),

@@ -203,7 +203,11 @@ fn evaluation_set_records_test_loss_and_accuracy() {
         assert_eq!(d[0].test_accuracy, Some(initial.1));
         let model = trainer.model();
         let last = d.last().unwrap();
-        assert!((last.test_loss.unwrap() - model.loss(&xt, &yt).unwrap()).abs() < 1e-10 * initial.0);
+        approx::assert_abs_diff_eq!(
+            last.test_loss.unwrap(),
+            model.loss(&xt, &yt).unwrap(),
+            epsilon = 1e-10 * initial.0
+        );
         assert_eq!(last.test_accuracy, Some(accuracy(model)));
         records.push(d.iter().map(|d| d.test_loss.unwrap()).collect::<Vec<_>>());
     }
