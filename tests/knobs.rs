@@ -356,3 +356,21 @@ fn minimize_drives_a_plateau_schedule() -> ntk_momentum::Result<()> {
     assert!(plateau.reductions() > 0 && opt.lr() < 0.079, "{}", opt.lr());
     Ok(())
 }
+
+/// `last_gradient_norm` reports the norm before clipping of the last step,
+/// only with clipping, and `reset` forgets it.
+#[test]
+fn the_norm_before_clipping_is_reported_and_reset() -> ntk_momentum::Result<()> {
+    let mut nag = Nesterov::new(0.1, 0.9)?.clip(GradientClip::Norm(1.0))?;
+    let (mut w, mut b) = (vec![0.0; 2], vec![0.0; 1]);
+    nag.step(&mut (&mut w, &mut b), &(&vec![3.0, 0.0], &vec![4.0]))?;
+    assert_eq!(nag.last_gradient_norm(), Some(5.0));
+    // Clipped to norm 1 (c = 1 / (5 + 1e-6)), then NAG's first step −η (1 + β) g.
+    approx::assert_relative_eq!(w[0], -0.1 * 1.9 * 3.0 / (5.0 + 1e-6), max_relative = 1e-15);
+    nag.reset();
+    assert_eq!(nag.last_gradient_norm(), None);
+    let mut plain = Nesterov::new(0.1, 0.9)?;
+    plain.step(&mut w, &vec![1.0, 1.0])?;
+    assert_eq!(plain.last_gradient_norm(), None);
+    Ok(())
+}

@@ -316,10 +316,12 @@ macro_rules! bookkeeping_methods {
         }
 
         /// Forgets the history (velocity, previous gradient, step count, the
-        /// shapes and float type of the first step): the next step is a first
-        /// step again. Hyper-parameters and schedules are kept.
+        /// shapes and float type of the first step, the last gradient norm):
+        /// the next step is a first step again. Hyper-parameters and
+        /// schedules are kept.
         pub fn reset(&mut self) {
             self.core.reset();
+            self.settings.last_norm = None;
         }
 
         /// A copy of the complete state.
