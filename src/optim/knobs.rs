@@ -326,20 +326,10 @@ pub(crate) struct Coefficients<T> {
     pub(crate) decayed: bool,
 }
 
-/// The gradient transformation shared by every tensor of one step.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Clipping<T> {
-    None,
-    Scale(T),
-    Clamp(T),
-}
-
 /// One step's resolved settings: coefficients per group, the clipping, and
 /// bounds (largest η, β, λ, η λ' over the groups) for the overflow guard.
 pub(crate) struct Resolved<T> {
     pub(crate) coefficients: Vec<Coefficients<T>>,
-    pub(crate) clipping: Clipping<T>,
-    pub(crate) negate: bool,
     pub(crate) norm: Option<f64>,
     pub(crate) max_lr: f64,
     pub(crate) max_momentum: f64,
@@ -400,10 +390,7 @@ pub(crate) use with_knobs;
 impl<T: Float> Resolved<T> {
     /// A bound on max |g| as the method sees it, from max |θ| and max |g|.
     pub(crate) fn gradient_bound(&self, theta: f64, g: f64) -> f64 {
-        let clipped = match self.clipping {
-            Clipping::Clamp(v) => g.min(v.to_f64()),
-            _ => g,
-        };
+        let clipped = if self.clamp { g.min(self.limit.to_f64()) } else { g };
         clipped + self.max_decay * theta
     }
 }
@@ -611,15 +598,18 @@ impl Settings {
         let count = grad.tensor_count();
         let mut resolved = Resolved {
             coefficients: Vec::with_capacity(self.groups.len()),
-            clipping: Clipping::None,
-            negate: self.direction == Direction::Maximize,
             norm: None,
             max_lr: 0.0,
             max_momentum: 0.0,
             max_decay: 0.0,
             max_eta_decoupled: 0.0,
             plain: self.groups.len() == 1 && self.is_linear(),
-            scale: T::one(),
+            // Maximize negates after clipping: −round(c g) = round(−c g).
+            scale: if self.direction == Direction::Maximize {
+                -T::one()
+            } else {
+                T::one()
+            },
             limit: T::zero(),
             clamp: false,
         };
@@ -675,29 +665,22 @@ impl Settings {
                 }
                 let norm = total.sqrt();
                 resolved.norm = Some(norm);
-                resolved.clipping = match clip {
+                match clip {
+                    // clip_coef = max / (‖g‖ + 1e-6), clamped to 1 (torch multiplies by it even
+                    // when 1; multiplying by 1 changes nothing, so it is skipped).
                     GradientClip::Norm(max) => {
-                        // clip_coef = max / (‖g‖ + 1e-6), clamped to 1 (torch multiplies by it even when 1).
                         let c = (max / (norm + 1e-6)).min(1.0);
                         if c < 1.0 {
-                            Clipping::Scale(T::cast(c))
-                        } else {
-                            Clipping::None
+                            resolved.scale *= T::cast(c);
                         }
                     }
-                    GradientClip::Value(v) => Clipping::Clamp(T::cast(v)),
-                    GradientClip::None => Clipping::None,
-                };
+                    GradientClip::Value(v) => {
+                        resolved.limit = T::cast(v);
+                        resolved.clamp = true;
+                    }
+                    GradientClip::None => {}
+                }
             }
-        }
-        let sign = if resolved.negate { -T::one() } else { T::one() };
-        resolved.scale = match resolved.clipping {
-            Clipping::Scale(c) => sign * c,
-            _ => sign,
-        };
-        if let Clipping::Clamp(v) = resolved.clipping {
-            resolved.limit = v;
-            resolved.clamp = true;
         }
         Ok(resolved)
     }
